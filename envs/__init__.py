@@ -1,0 +1,1 @@
+"""Puzzles and their environments: rules, generators, readers, Gymnasium and TorchRL front-ends."""

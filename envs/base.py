@@ -1,0 +1,129 @@
+"""The puzzle-family interface: rules stated once, batched on torch tensors.
+
+A family knows the shape of its boards (``num_positions`` L, ``num_values`` V; value 0 is an
+empty position) and answers, for a batch of boards ``[B, L]`` on any device:
+
+* ``legal_mask(boards) -> bool[B, L, V]``: the placements the rules allow right now;
+* ``is_solved(boards) -> bool[B]``: complete and valid by the rules (no stored answer consulted).
+
+Soundness of a placement is the same for every family and lives here: a placement is sound when it
+agrees with at least one of the instance's known solutions that is still *alive*, i.e. consistent
+with every placement made so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class PuzzleSet:
+    """Puzzles of one family together with all their known solutions.
+
+    ``solutions[i, :num_solutions[i]]`` are the solutions of puzzle ``i``; the remaining rows are
+    zero padding. When the source stored an answer (``has_answer[i]``), it is ``solutions[i, 0]``,
+    so "exact match" can be judged against it. ``origin[i]`` says where the puzzle came from
+    (``"file.csv:12"`` or ``"generated"``) for error messages and reports.
+    """
+
+    boards: np.ndarray  # int8 [N, L], 0 = blank
+    solutions: np.ndarray  # int8 [N, S, L], zero-padded past num_solutions
+    num_solutions: np.ndarray  # int64 [N], >= 1
+    has_answer: np.ndarray  # bool [N]
+    origin: list[str] = field(default_factory=list)
+    branches: np.ndarray | None = None  # int64 [N]: solver search branches, 0 = singles suffice
+
+    def __post_init__(self) -> None:
+        n = len(self.boards)
+        if self.solutions.ndim != 3 or self.solutions.shape[0] != n:
+            raise ValueError(f"solutions must be [N, S, L] with N={n}, got {self.solutions.shape}")
+        if self.num_solutions.shape != (n,) or self.has_answer.shape != (n,):
+            raise ValueError("num_solutions and has_answer must have one entry per puzzle")
+        if n and int(self.num_solutions.min()) < 1:
+            raise ValueError("every puzzle needs at least one known solution")
+        if not self.origin:
+            self.origin = ["generated"] * n
+
+    def __len__(self) -> int:
+        return len(self.boards)
+
+    def subset(self, index: np.ndarray | list[int]) -> PuzzleSet:
+        """The puzzles at ``index``, in that order."""
+        index = np.asarray(index, dtype=np.int64)
+        return PuzzleSet(
+            boards=self.boards[index],
+            solutions=self.solutions[index],
+            num_solutions=self.num_solutions[index],
+            has_answer=self.has_answer[index],
+            origin=[self.origin[i] for i in index],
+            branches=None if self.branches is None else self.branches[index],
+        )
+
+    @staticmethod
+    def concatenate(sets: list[PuzzleSet]) -> PuzzleSet:
+        """Join puzzle sets of the same family, padding solutions to the largest count."""
+        s_max = max(s.solutions.shape[1] for s in sets)
+        padded = [
+            np.pad(s.solutions, ((0, 0), (0, s_max - s.solutions.shape[1]), (0, 0))) for s in sets
+        ]
+        return PuzzleSet(
+            boards=np.concatenate([s.boards for s in sets]),
+            solutions=np.concatenate(padded),
+            num_solutions=np.concatenate([s.num_solutions for s in sets]),
+            has_answer=np.concatenate([s.has_answer for s in sets]),
+            origin=[o for s in sets for o in s.origin],
+            branches=None
+            if any(s.branches is None for s in sets)
+            else np.concatenate([s.branches for s in sets]),
+        )
+
+
+class PuzzleRules:
+    """Rules of a puzzle family, batched on torch tensors (CPU or CUDA alike)."""
+
+    name: str = "puzzle"
+    num_positions: int  # L
+    num_values: int  # V; values are 1..V, 0 = empty
+
+    def legal_mask(self, boards: torch.Tensor) -> torch.Tensor:
+        """Placements the rules allow now: ``bool[B, L, V]`` for boards ``[B, L]``."""
+        raise NotImplementedError
+
+    def is_solved(self, boards: torch.Tensor) -> torch.Tensor:
+        """``bool[B]``: the board is complete and valid by the rules; any valid solution counts."""
+        raise NotImplementedError
+
+    def constraint_satisfaction(self, boards: torch.Tensor) -> torch.Tensor:
+        """``float[B]`` in [0, 1]: the share of the family's constraints a full board satisfies."""
+        raise NotImplementedError
+
+    # --- soundness against known solutions (family independent) ---------------------------
+
+    def sound_mask(self, solutions: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """``bool[B, L, V]``: placements that agree with at least one alive known solution.
+
+        ``solutions`` is ``[B, S, L]`` (values 1..V, padding rows arbitrary) and ``alive`` is
+        ``bool[B, S]`` (padding rows must be ``False``).
+        """
+        values = torch.arange(1, self.num_values + 1, device=solutions.device)
+        agrees = solutions.unsqueeze(-1) == values  # [B, S, L, V]
+        return (agrees & alive[:, :, None, None]).any(dim=1)
+
+    @staticmethod
+    def is_sound(
+        solutions: torch.Tensor, alive: torch.Tensor, position: torch.Tensor, value: torch.Tensor
+    ) -> torch.Tensor:
+        """``bool[B]``: placing ``value[b]`` at ``position[b]`` agrees with an alive solution."""
+        at_position = solutions.gather(2, position.view(-1, 1, 1).expand(-1, solutions.shape[1], 1))
+        return ((at_position.squeeze(2) == value.view(-1, 1)) & alive).any(dim=1)
+
+    @staticmethod
+    def update_alive(
+        solutions: torch.Tensor, alive: torch.Tensor, position: torch.Tensor, value: torch.Tensor
+    ) -> torch.Tensor:
+        """``bool[B, S]``: the known solutions still consistent after the placement."""
+        at_position = solutions.gather(2, position.view(-1, 1, 1).expand(-1, solutions.shape[1], 1))
+        return alive & (at_position.squeeze(2) == value.view(-1, 1))
