@@ -100,6 +100,41 @@ class PuzzleRules:
         """``float[B]`` in [0, 1]: the share of the family's constraints a full board satisfies."""
         raise NotImplementedError
 
+    def proposal_mask(self, boards: torch.Tensor) -> torch.Tensor:
+        """``bool[B, L, V]`` for whole-board proposals: a filled position admits only its value.
+
+        This is the per-position mask of `grid` mode, where every position needs a value.
+        """
+        filled = torch.nn.functional.one_hot(boards.long(), self.num_values + 1)[..., 1:].bool()
+        return torch.where((boards != 0).unsqueeze(-1), filled, self.legal_mask(boards))
+
+    # --- instances, augmentation and presentation (family specific) ------------------------
+
+    def generate(self, rng: np.random.Generator, n: int, **options) -> PuzzleSet:
+        """``n`` fresh instances with all their solutions, reproducible from ``rng``."""
+        raise NotImplementedError
+
+    def read(self, path: str, **options) -> PuzzleSet:
+        """Instances from a file in any format the family knows; errors name file and line."""
+        raise NotImplementedError
+
+    def augment(
+        self, boards: torch.Tensor, solutions: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same random validity-preserving transform applied to each puzzle and its solutions.
+
+        ``boards`` is ``[B, L]``, ``solutions`` ``[B, S, L]``; returns tensors of the same shapes.
+        """
+        return boards, solutions
+
+    def render_ansi(self, board: np.ndarray, givens: np.ndarray) -> str:
+        """A readable text picture of one board."""
+        raise NotImplementedError
+
+    def render_rgb(self, board: np.ndarray, givens: np.ndarray) -> np.ndarray:
+        """A ``uint8[H, W, 3]`` picture of one board."""
+        raise NotImplementedError
+
     # --- soundness against known solutions (family independent) ---------------------------
 
     def sound_mask(self, solutions: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
