@@ -140,7 +140,7 @@ class BatchedPuzzleEnv(EnvBase):
         chosen = kwargs.get("puzzle_index")
         if rows.numel():
             self._load(rows, self._draw(rows.numel(), chosen))
-        return self._observation()
+        return self._observation(rows)
 
     def _draw(self, count: int, chosen: torch.Tensor | None) -> torch.Tensor:
         if chosen is not None:
@@ -171,14 +171,17 @@ class BatchedPuzzleEnv(EnvBase):
         self._segments[rows] = 0
         self._puzzle_index[rows] = index
 
-    def _mask(self) -> torch.Tensor:
+    def _mask(self, boards: torch.Tensor) -> torch.Tensor:
         if self.action_mode == "cell":
-            return self.rules.legal_mask(self._board)
-        return self.rules.proposal_mask(self._board)
+            return self.rules.legal_mask(boards).flatten(1)
+        return self.rules.proposal_mask(boards).flatten(1)
 
-    def _observation(self) -> TensorDict:
-        B = self.batch_size[0]
-        self._mask_now = self._mask().reshape(B, -1)  # the next step's legality check reads it
+    def _observation(self, rows: torch.Tensor | None = None) -> TensorDict:
+        """The observation of every slot; only the slots in ``rows`` (default all) changed."""
+        if rows is None or not hasattr(self, "_mask_now"):
+            self._mask_now = self._mask(self._board)  # the next step's legality check reads it
+        elif rows.numel():
+            self._mask_now[rows] = self._mask(self._board[rows])
         return TensorDict(
             {
                 "board": self._board.clone(),
@@ -218,7 +221,9 @@ class BatchedPuzzleEnv(EnvBase):
             self.rules.update_alive(self._solutions, self._alive, position, value),
             self._alive,
         )
-        solved = good & self.rules.is_solved(self._board)
+        solved = torch.zeros_like(good)
+        full = (good & (self._board != 0).all(dim=1)).nonzero().squeeze(-1)
+        solved[full] = self.rules.is_solved(self._board[full])  # only full boards can be solved
         reward = torch.where(
             good,
             1.0 / self._num_blank.double() + solved.double() * self.solve_bonus,

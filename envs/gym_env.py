@@ -227,7 +227,7 @@ class PuzzleEnv(gym.Env):
         return self._mask_now.copy()
 
     def render(self) -> str | np.ndarray | None:
-        """The board as text (``ansi``) or a picture (``rgb_array``); grid mode shows the proposal."""
+        """The board as text (``ansi``) or picture (``rgb_array``); grid mode shows the proposal."""
         if self.render_mode is None or self._board is None:
             return None
         board = self._board if self._proposal is None else self._proposal

@@ -26,6 +26,7 @@ the same generator state gives the same transforms, and the whole batch is drawn
 from __future__ import annotations
 
 import torch
+
 from hrm_rl.envs.sudoku.rules import SudokuRules
 
 

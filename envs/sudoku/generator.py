@@ -179,6 +179,14 @@ def generate(
         A PuzzleSet with ``solutions`` of shape [n, 1, L] (unique) or [n, cap, L] (multi, zero
         padded); ``solutions[:, 0]`` is the grid each puzzle was dug from, ``has_answer`` is all
         True and ``branches`` holds the solver's rating (0 = singles suffice).
+
+    Raises:
+        ValueError: a request that can never be met (unknown difficulty or mode, an empty givens
+            range, ``mode="multi"`` with ``difficulty="singles"`` or ``cap < 2``, a ``held_out``
+            side that ``test_fraction`` leaves empty).
+        RuntimeError: ``MAX_FAILED_ATTEMPTS`` attempts in a row were thrown away, e.g. givens
+            below what unique puzzles need, or ``difficulty="search"`` for 4x4 (every 4x4 puzzle
+            seen so far falls to singles).
     """
     layout = layout_for(box)
     box = layout.box

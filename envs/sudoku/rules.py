@@ -46,50 +46,71 @@ class SudokuRules(PuzzleRules):
         self.units = unit_positions(box_rows, box_cols)  # [U=3n, n]
         if n > 16:
             raise ValueError(f"sides above 16 are not supported yet, got {n}")
-        self._unit_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._free_cache: dict[torch.device, torch.Tensor] = {}
+        self._bits_cache: dict[torch.device, torch.Tensor] = {}
 
     def __repr__(self) -> str:
         return f"SudokuRules({self.box_rows}x{self.box_cols})"
 
-    def _units_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """``units [U, n]`` and ``position_units [L, 3]`` (the row, column and box of each cell)."""
-        device = torch.device(device)
-        if device not in self._unit_cache:
-            units = self.units.to(device)
-            position_units = torch.empty(self.num_positions, 3, dtype=torch.int64)
-            for u, members in enumerate(self.units.tolist()):
-                position_units[members, u // self.size] = u
-            self._unit_cache[device] = (units, position_units.to(device))
-        return self._unit_cache[device]
-
     def unit_bits(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(any, total)``, both ``int64[B, U]``: bit v set for each value v a unit holds.
+        """``(any, total)``, both ``[B, U]`` (rows, columns, boxes): bit v set for each value v.
 
         Value v is the bit ``1 << v`` (empty positions contribute nothing); ``any`` ORs a unit's
         bits, ``total`` adds them. The two agree exactly when no value repeats (a repeat carries
         into a higher bit), which is how repeats are detected without sorting.
         """
-        units, _ = self._units_on(boards.device)
-        boards = boards.long()
-        bits = torch.where(boards > 0, torch.ones_like(boards) << boards, 0)
-        bits = bits.index_select(1, units.view(-1)).view(-1, *units.shape)  # [B, U, n]
-        any_bits = bits[..., 0]
-        for j in range(1, bits.shape[-1]):
-            any_bits = any_bits | bits[..., j]
-        return any_bits, bits.sum(dim=-1)
+        rows, cols, boxes = self._line_and_box_bits(boards)
+        B = boards.shape[0]
+        any_bits = torch.cat([rows[0], cols[0], boxes[0].reshape(B, self.size)], dim=1)
+        total = torch.cat([rows[1], cols[1], boxes[1].reshape(B, self.size)], dim=1)
+        return any_bits, total
+
+    def _line_and_box_bits(self, boards: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """(any, total) bits of rows ``[B, n]``, columns ``[B, n]``, boxes ``[B, n/r, n/c]``.
+
+        Works on the board's grid shape directly (strided views, no gathers), which is what
+        keeps a batched step cheap.
+        """
+        n, r, c = self.size, self.box_rows, self.box_cols
+        B = boards.shape[0]
+        bits = self._value_bits(boards.device).index_select(0, boards.reshape(-1).long())
+        grid = bits.view(B, n, n)
+        blocks = bits.view(B, n // r, r, n // c, c)
+        rows_any, cols_any, boxes_any = grid[:, :, 0], grid[:, 0, :], blocks[:, :, 0, :, 0]
+        for j in range(1, n):
+            rows_any = rows_any | grid[:, :, j]
+            cols_any = cols_any | grid[:, j, :]
+            boxes_any = boxes_any | blocks[:, :, j // c, :, j % c]
+        return (
+            (rows_any, grid.sum(dim=2)),
+            (cols_any, grid.sum(dim=1)),
+            (boxes_any, blocks.sum(dim=(2, 4))),
+        )
 
     def legal_mask(self, boards: torch.Tensor) -> torch.Tensor:
         """``bool[B, L, V]``: empty positions and the values none of their units holds yet."""
-        _, position_units = self._units_on(boards.device)
-        any_bits, _ = self.unit_bits(boards)
-        taken = any_bits.index_select(1, position_units[:, 0])  # [B, L]: row | column | box
-        taken = taken | any_bits.index_select(1, position_units[:, 1])
-        taken = taken | any_bits.index_select(1, position_units[:, 2])
-        taken = taken | (boards != 0).long()  # bit 0 marks a filled position: nothing is free
-        return self._free_values(taken.device).index_select(0, taken.view(-1)).view(
-            *taken.shape, self.num_values
+        n, r, c = self.size, self.box_rows, self.box_cols
+        B = boards.shape[0]
+        (rows, _), (cols, _), (boxes, _) = self._line_and_box_bits(boards)
+        taken = rows.view(B, n, 1) | cols.view(B, 1, n)  # [B, n, n]: row | column
+        taken = taken.view(B, n // r, r, n // c, c) | boxes.view(B, n // r, 1, n // c, 1)
+        taken = taken.reshape(B, n * n) | (boards != 0).int()  # bit 0: filled, nothing is free
+        return (
+            self._free_values(boards.device)
+            .index_select(0, taken.view(-1).long())
+            .view(B, n * n, self.num_values)
         )
+
+    def _value_bits(self, device: torch.device) -> torch.Tensor:
+        """``int32[V+1]``: the bit of each value, ``1 << v``, and 0 for an empty position."""
+        device = torch.device(device)
+        if device not in self._bits_cache:
+            bits = torch.ones(self.num_values + 1, dtype=torch.int32) << torch.arange(
+                self.num_values + 1, dtype=torch.int32
+            )
+            bits[0] = 0
+            self._bits_cache[device] = bits.to(device)
+        return self._bits_cache[device]
 
     def _free_values(self, device: torch.device) -> torch.Tensor:
         """``bool[2^(n+1), V]``: for each set of taken bits, the values still free (a lookup)."""

@@ -6,10 +6,11 @@ import time
 
 import pytest
 import torch
-from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
-from hrm_rl.envs.sudoku.rules import SudokuRules
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
+from hrm_rl.envs.sudoku.rules import SudokuRules
 
 SHAPES = [(2, 2), (2, 3), (3, 3)]
 SHAPE_IDS = ["4x4", "6x6", "9x9"]

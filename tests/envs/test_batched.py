@@ -51,7 +51,10 @@ def test_same_puzzles_and_actions_give_identical_trajectories(box):
     singles = [PuzzleEnv(rules=rules, puzzles=bank) for _ in range(B)]
     generator = torch.Generator().manual_seed(0)
     td = batched.reset()
-    gym_obs = [env.reset(options={"index": int(i)})[0] for env, i in zip(singles, td["puzzle_index"])]
+    gym_obs = [
+        env.reset(options={"index": int(i)})[0]
+        for env, i in zip(singles, td["puzzle_index"], strict=True)
+    ]
     resets = 0
     for _ in range(60):
         for b in range(B):
@@ -79,7 +82,13 @@ def test_same_puzzles_and_actions_give_identical_trajectories(box):
 def test_grid_mode_matches_gymnasium(bank4):
     rules = SudokuRules(2, 2)
     batched = BatchedPuzzleEnv(
-        rules, bank4, batch_size=4, action_mode="grid", augment=False, seed=0, max_segments=3,
+        rules,
+        bank4,
+        batch_size=4,
+        action_mode="grid",
+        augment=False,
+        seed=0,
+        max_segments=3,
         shaping=0.5,
     )
     singles = [
@@ -87,7 +96,7 @@ def test_grid_mode_matches_gymnasium(bank4):
         for _ in range(4)
     ]
     td = batched.reset()
-    for env, i in zip(singles, td["puzzle_index"]):
+    for env, i in zip(singles, td["puzzle_index"], strict=True):
         env.reset(options={"index": int(i)})
     generator = torch.Generator().manual_seed(1)
     for _ in range(8):
@@ -145,7 +154,9 @@ def test_seeded_draws_are_reproducible_and_augmented_puzzles_stay_valid(bank4):
 
 
 def test_sequential_order_serves_the_bank_in_order(bank4):
-    env = BatchedPuzzleEnv(SudokuRules(2, 2), bank4, batch_size=16, order="sequential", augment=False)
+    env = BatchedPuzzleEnv(
+        SudokuRules(2, 2), bank4, batch_size=16, order="sequential", augment=False
+    )
     assert env.reset()["puzzle_index"].tolist() == list(range(16))
     assert env.reset()["puzzle_index"].tolist() == list(range(16, 32))
 

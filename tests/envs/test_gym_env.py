@@ -21,7 +21,9 @@ def play_solution(env, solution: np.ndarray, rng: np.random.Generator):
     blanks = rng.permutation(np.flatnonzero(board == 0))
     total = 0.0
     for position in blanks:
-        obs, reward, terminated, truncated, info = env.step(int(position * V + solution[position] - 1))
+        obs, reward, terminated, truncated, info = env.step(
+            int(position * V + solution[position] - 1)
+        )
         total += reward
         if terminated or truncated:
             break
@@ -95,7 +97,11 @@ def test_a_placement_that_agrees_with_one_solution_keeps_only_that_one_alive():
     blanks = np.flatnonzero(env.unwrapped._board[0].numpy() == 0)
     # a value only `second` has at some blank is now unsound, even when the rules allow it
     for position in blanks:
-        candidates = [s for s in puzzles.solutions[0, : puzzles.num_solutions[0]] if s[differ] == first[differ]]
+        candidates = [
+            s
+            for s in puzzles.solutions[0, : puzzles.num_solutions[0]]
+            if s[differ] == first[differ]
+        ]
         if all(c[position] != second[position] for c in candidates):
             mask = env.unwrapped.action_masks()
             action = int(position * 4 + second[position] - 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hrm_rl.envs.sudoku.render import cell_origins, render_ansi, render_rgb
 
 SHAPES = [(2, 2), (2, 3), (3, 3)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
-from hrm_rl.envs.sudoku.rules import SudokuRules
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
+from hrm_rl.envs.sudoku.rules import SudokuRules
 
 SHAPES = [(2, 2), (2, 3), (3, 3)]
 

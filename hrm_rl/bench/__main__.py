@@ -1,0 +1,52 @@
+"""Command line of the benchmarks: ``python -m hrm_rl.bench env [--out PATH] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from hrm_rl.bench import env as env_bench
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the chosen benchmark, print its table, write JSON to ``--out``; returns the results."""
+    parser = argparse.ArgumentParser(prog="python -m hrm_rl.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    env_parser = sub.add_parser("env", help="environment, solver and generator throughput")
+    env_bench.add_arguments(env_parser)
+    for p in sub.choices.values():
+        p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    results = {"benchmark": args.what, "machine": machine()}
+    if args.what == "env":
+        results.update(env_bench.run(args))
+        print(env_bench.table(results))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
