@@ -46,8 +46,8 @@ def _random_legal(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _random_legal_torch(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The same sampler as :func:`_random_legal`, in torch on the mask's device."""
     u = torch.rand(mask.shape[0], 1, generator=generator, device=mask.device)
-    counts = mask.cumsum(dim=1)  # [B, A]
-    k = (u * counts[:, -1:]).long()
+    counts = mask.to(torch.uint8).cumsum(dim=1, dtype=torch.int32)  # [B, A]
+    k = (u * counts[:, -1:]).to(torch.int32)
     return torch.searchsorted(counts, k, right=True).squeeze(1)
 
 

@@ -117,7 +117,11 @@ def test_is_solved_matches_reference_on_valid_and_nearly_valid_boards(
 
 
 @settings(max_examples=60, deadline=None)
-@given(shape_and_board=boards_strategy(low=0), blanks=st.floats(0.0, 1.0), seed=st.integers(0))
+@given(
+    shape_and_board=boards_strategy(low=0),
+    blanks=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**63 - 1),
+)
 def test_legal_mask_matches_reference_on_random_partial_boards(
     shape_and_board: tuple[tuple[int, int], list[int]], blanks: float, seed: int
 ) -> None:
