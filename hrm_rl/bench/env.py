@@ -126,6 +126,8 @@ def generator_throughput(seconds: float, seed: int) -> dict:
         "puzzles": made,
         "share_singles": singles / made,
         "share_search": 1 - singles / made,
+        "singles_per_minute": 60 * singles / elapsed,
+        "search_per_minute": 60 * (made - singles) / elapsed,
     }
 
 
@@ -189,6 +191,7 @@ def table(results: dict) -> str:
     lines.append(
         f"generator, unique 9x9: {gen['puzzles_per_second']:.2f} puzzles/s "
         f"({gen['share_singles']:.0%} singles, {gen['share_search']:.0%} need search; "
-        f"{gen['puzzles']} made)"
+        f"{gen['puzzles']} made), i.e. per minute {gen['singles_per_minute']:,.0f} singles "
+        f"+ {gen['search_per_minute']:,.0f} search"
     )
     return "\n".join(lines)
