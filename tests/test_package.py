@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import gymnasium as gym
+import pytest
 
 import hrm_rl
 
@@ -26,3 +28,17 @@ def test_configs_ship_as_package_data():
     for name in ("sudoku", "sudoku4x4", "sudoku6x6"):
         assert (configs / "env" / f"{name}.yaml").is_file()
     assert hrm_rl.__version__
+
+
+def test_every_source_package_is_listed_for_installation():
+    """`pip install .` (not only -e) ships every package: pyproject lists each folder explicitly."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for name, folder in config["package-dir"].items():
+        for init in (root / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(root / folder)
+            found.add(".".join([name, *relative.parts]))
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
