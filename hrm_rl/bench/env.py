@@ -10,6 +10,7 @@ action of each board; unsound placements end episodes, which are reset at once (
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def _random_legal_torch(mask: torch.Tensor, generator: torch.Generator) -> torch
 
 def gym_vector_steps_per_second(puzzles, rules, batch: int, seconds: float, seed: int) -> float:
     """Steps per second of a ``SyncVectorEnv`` of ``batch`` PuzzleEnvs under random legal play."""
+    gc.collect()  # leftovers of an earlier measurement must not slow this one
     vector = gym.vector.SyncVectorEnv(
         [lambda: PuzzleEnv(rules=rules, puzzles=puzzles) for _ in range(batch)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -72,6 +74,7 @@ def batched_steps_per_second(
     puzzles, rules, batch: int, seconds: float, seed: int, device: str
 ) -> float:
     """Steps per second of ``BatchedPuzzleEnv`` (augmenting on reset) under random legal play."""
+    gc.collect()  # leftovers of an earlier measurement (1024 Gymnasium envs) must not slow this one
     env = BatchedPuzzleEnv(rules, puzzles, batch_size=batch, device=device, seed=seed)
     generator = torch.Generator(device=env.device).manual_seed(seed)
     td = env.reset()
