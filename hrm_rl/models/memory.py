@@ -1,0 +1,152 @@
+"""H-module variants (DESIGN §3): `hrm`, `bicross` and `multicell`, plus the memory auxiliary losses.
+
+Every variant is one *H update*, applied once per cycle of T low-level steps:
+
+* ``HRMUpdate``: ``z_H = H_net(z_H + z_L)`` — the HRM paper's H-module.
+* ``MemoryUpdate`` with one cell and no selection (``bicross``): a long-term memory ``m`` that the
+  state reads from and writes to through bidirectional cross-attention,
+
+      ĥ = LN(z_H + z_L);  Δz = Attn(ĥ, m̂, m̂);  z_H ← z_H + Δz + FFN(LN(z_H + Δz))
+      ĥ⁺ = LN(z_H + z_L); Δm = Attn(m̂, ĥ⁺, ĥ⁺); m ← m + Δm + FFN(LN(m + Δm))
+
+* ``MemoryUpdate`` with N_c cells (``multicell``): cells ``m_i = [CLS_i; content_i]`` (1 + C
+  tokens); relevance scores ``s_i = (1/R) Σ_r CLS_iᵀ W_r pool(ĥ) / √d``; the k selected cells A are
+  read with weights ``α = softmax(s_A)`` (the k attentions run as one batched call) and only they
+  are written. Which cells are selected is the policy's choice, made outside this module (see
+  :class:`hrm_rl.models.hrm.HRM`), so replay can force stored selections.
+
+Both memory updates end with a post-norm RMSNorm of the new state and cells, like the HRM blocks,
+so that states stay bounded over many cycles and segments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hrm_rl.models.layers import CrossAttention, ReasoningModule, RMSNorm, SwiGLU
+
+
+class HRMUpdate(nn.Module):
+    """The HRM H-module: a reasoning module fed with ``z_H + z_L``."""
+
+    def __init__(self, d: int, num_heads: int, num_layers: int, expansion: float, rope) -> None:
+        super().__init__()
+        self.H_net = ReasoningModule(d, num_heads, num_layers, expansion, rope)
+
+    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor) -> torch.Tensor:
+        return self.H_net(z_H, z_L)  # [B, S, d]
+
+
+class MemoryUpdate(nn.Module):
+    """Bidirectional cross-attention between the H state and N_c memory cells.
+
+    ``num_cells=1, tokens_per_cell=C`` without CLS is the ``bicross`` variant; with ``num_cells >
+    1`` each cell has a CLS token first and the relevance projections ``W_r`` score the cells.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        num_heads: int,
+        expansion: float,
+        num_cells: int,
+        tokens_per_cell: int,
+        relevance_projections: int = 1,
+    ) -> None:
+        super().__init__()
+        self.d = d
+        self.num_cells = num_cells
+        self.norm = RMSNorm(d)
+        self.read = CrossAttention(d, num_heads)  # Δz = Attn(ĥ, m̂, m̂)
+        self.write = CrossAttention(d, num_heads)  # Δm = Attn(m̂, ĥ⁺, ĥ⁺)
+        self.state_ffn = SwiGLU(d, expansion)
+        self.cell_ffn = SwiGLU(d, expansion)
+        # learned initial memory: [N_c, 1 + C, d] (the CLS token is token 0 of every cell)
+        self.initial_cells = nn.Parameter(torch.randn(num_cells, tokens_per_cell, d) / math.sqrt(d))
+        if num_cells > 1:
+            self.W_r = nn.Parameter(torch.randn(relevance_projections, d, d) / math.sqrt(d))
+        else:
+            self.register_parameter("W_r", None)
+
+    def combine(self, z_H: torch.Tensor, z_L: torch.Tensor) -> torch.Tensor:
+        """``ĥ = LN(z_H + z_L)``: what the state offers the memory, ``[B, S, d]``."""
+        return self.norm(z_H + z_L)
+
+    def relevance(self, h_hat: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """``s_i = (1/R) Σ_r CLS_iᵀ W_r pool(ĥ) / √d``: one score per cell, ``[B, N_c]``."""
+        pooled = h_hat.mean(dim=1)  # [B, d]
+        query = torch.einsum("rde,be->bd", self.W_r, pooled) / self.W_r.shape[0]  # [B, d]
+        cls = cells[:, :, 0]  # [B, N_c, d]
+        return torch.einsum("bnd,bd->bn", cls, query) / math.sqrt(self.d)
+
+    def read_cells(self, h_hat: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+        """``Attn(ĥ, m̂_i, m̂_i)`` for every selected cell as one batched call: ``[B, k, S, d]``."""
+        B, k, C, d = selected.shape
+        queries = h_hat.unsqueeze(1).expand(B, k, *h_hat.shape[1:]).reshape(B * k, -1, d)
+        read = self.read(queries, self.norm(selected).reshape(B * k, C, d))
+        return read.view(B, k, -1, d)
+
+    def forward(
+        self,
+        z_H: torch.Tensor,
+        z_L: torch.Tensor,
+        cells: torch.Tensor,
+        h_hat: torch.Tensor,
+        selection: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One H update: read the selected cells, update z_H, write back the selected cells.
+
+        ``cells`` is ``[B, N_c, 1+C, d]``, ``selection`` the chosen cell indices ``[B, k]`` and
+        ``weights`` their mixing weights α ``[B, k]``. Returns ``(z_H, cells, reads)`` where
+        ``reads`` ``[B, k, S, d]`` are the per-cell retrievals (for the self-supervised loss).
+        """
+        B, k = selection.shape
+        index = selection.view(B, k, 1, 1).expand(B, k, *cells.shape[2:])
+        selected = cells.gather(1, index)  # [B, k, 1+C, d]
+        reads = self.read_cells(h_hat, selected)  # [B, k, S, d]
+        delta_z = (weights.view(B, k, 1, 1).to(reads.dtype) * reads).sum(dim=1)  # [B, S, d]
+        z_H = self.norm(z_H + delta_z + self.state_ffn(self.norm(z_H + delta_z)))
+        h_plus = self.combine(z_H, z_L)  # ĥ⁺ = LN(z_H' + z_L)
+        C, d = selected.shape[2:]
+        keys = h_plus.unsqueeze(1).expand(B, k, *h_plus.shape[1:]).reshape(B * k, -1, d)
+        flat = selected.reshape(B * k, C, d)
+        delta_m = self.write(self.norm(flat), keys)  # [B·k, 1+C, d]
+        written = self.norm(flat + delta_m + self.cell_ffn(self.norm(flat + delta_m)))
+        cells = cells.scatter(1, index, written.view(B, k, C, d).to(cells.dtype))
+        return z_H, cells, reads
+
+
+# --- auxiliary losses (each returned separately; the agent weights them) ---------------------
+
+
+def diversity_loss(probabilities: torch.Tensor) -> torch.Tensor:
+    """``L_diverse = −Var_i(p_i)``: maximise the spread of cell usage across cells.
+
+    ``probabilities`` ``[..., N_c]`` are per-decision selection probabilities; ``p_i`` is their
+    mean over all decisions (a differentiable stand-in for the selection frequency), and the
+    variance is the population variance over the N_c cells.
+    """
+    p = probabilities.reshape(-1, probabilities.shape[-1]).mean(dim=0)  # [N_c]
+    return -((p - p.mean()) ** 2).mean()
+
+
+def balance_loss(
+    probabilities: torch.Tensor, weight: float = 1.0, exclude_first: bool = False
+) -> torch.Tensor:
+    """``L_balance = λ·CV²(p_2..N)``: squared coefficient of variation of cell usage (MoE-style).
+
+    With ``exclude_first`` the always-active cell 1 is left out, as it is used every time.
+    """
+    p = probabilities.reshape(-1, probabilities.shape[-1]).mean(dim=0)
+    if exclude_first:
+        p = p[1:]
+    return weight * p.var(unbiased=False) / (p.mean() ** 2 + 1e-12)
+
+
+def selfsup_loss(delta_z: torch.Tensor, best_read: torch.Tensor) -> torch.Tensor:
+    """``L_selfsup = ‖Δz − Attn(ĥ, m̂_j, m̂_j)‖²`` (mean over the batch of the squared norm per token)."""
+    return (delta_z - best_read).pow(2).sum(dim=-1).mean()

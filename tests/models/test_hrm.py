@@ -1,0 +1,235 @@
+"""The HRM backbone: gradient modes (by inspecting which applications carry gradient), replay of
+stored selections, the carry, auxiliary losses, parameter counting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hrm_rl.models.hrm import HRM, HRMConfig
+from hrm_rl.models.memory import balance_loss, diversity_loss, selfsup_loss
+
+L, V = 16, 4  # a 4x4 Sudoku board
+
+
+def make_model(**overrides) -> HRM:
+    torch.manual_seed(0)
+    options = dict(num_positions=L, num_values=V, d_model=32, num_heads=2, N=3, T=2)
+    options.update(overrides)
+    return HRM(HRMConfig(**options))
+
+
+def inputs(batch: int = 5, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, V + 1, (batch, L), generator=generator)
+    candidates = torch.rand(batch, L, V, generator=generator) < 0.5
+    return tokens, candidates
+
+
+def tracked_applications(model: HRM, carry=None) -> dict[str, int]:
+    """How many L-net and H-update applications produced an output that carries gradient."""
+    counts = {"L": 0, "H": 0, "L_total": 0, "H_total": 0}
+
+    def hook(kind):
+        def record(module, args, output):
+            out = output[0] if isinstance(output, tuple) else output
+            counts[f"{kind}_total"] += 1
+            counts[kind] += int(out.requires_grad)
+
+        return record
+
+    handles = [
+        model.L_net.register_forward_hook(hook("L")),
+        model.H_update.register_forward_hook(hook("H")),
+    ]
+    tokens, candidates = inputs()
+    carry = carry if carry is not None else model.initial_carry(tokens.shape[0])
+    model(tokens, carry, candidates)
+    for handle in handles:
+        handle.remove()
+    return counts
+
+
+@pytest.mark.parametrize("h_module", ["hrm", "bicross", "multicell"])
+@pytest.mark.parametrize(
+    "grad, expected_L, expected_H",
+    [("one_step", 1, 1), ("last_cycle", 2, 1), ("full", 6, 3)],  # N = 3, T = 2
+)
+def test_gradient_modes_track_exactly_the_promised_applications(
+    h_module, grad, expected_L, expected_H
+):
+    model = make_model(h_module=h_module, grad=grad)
+    # a carry from an earlier segment (detached states) and a fresh one both count the same
+    for carry in (None, model(*_tok_carry(model)).carry):
+        counts = tracked_applications(model, carry)
+        assert counts["L_total"] == 6 and counts["H_total"] == 3
+        assert (counts["L"], counts["H"]) == (expected_L, expected_H)
+
+
+def _tok_carry(model):
+    tokens, candidates = inputs()
+    return tokens, model.initial_carry(tokens.shape[0]), candidates
+
+
+@pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
+def test_first_cycle_selection_trains_relevance_and_initial_cls(grad):
+    model = make_model(h_module="multicell", grad=grad, num_cells=5, top_k=2)
+    out = model(*_tok_carry(model))
+    out.selection_log_probs[:, 0].sum().backward()
+    W_r, cells = model.H_update.W_r, model.H_update.initial_cells
+    assert W_r.grad is not None and W_r.grad.abs().sum() > 0
+    assert cells.grad is not None and cells.grad[:, 0].abs().sum() > 0  # the CLS tokens
+    assert torch.isfinite(W_r.grad).all() and torch.isfinite(cells.grad).all()
+
+
+@pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
+@pytest.mark.parametrize("always_active_first", [False, True])
+def test_replay_with_forced_selections_reproduces_the_step(grad, always_active_first):
+    model = make_model(
+        h_module="multicell",
+        grad=grad,
+        num_cells=5,
+        top_k=2,
+        always_active_first=always_active_first,
+    )
+    tokens, candidates = inputs()
+    carry = model(tokens, model.initial_carry(5), candidates).carry  # a mid-episode carry
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        acted = model(tokens, carry, candidates, generator=generator)
+    replayed = model(tokens, carry, candidates, selections=acted.selections)
+    for name in ("move_logits", "grid_logits", "value", "selection_log_prob"):
+        torch.testing.assert_close(getattr(replayed, name), getattr(acted, name), atol=1e-6, rtol=0)
+    for key in ("z_H", "z_L", "cells"):
+        torch.testing.assert_close(replayed.carry[key], acted.carry[key], atol=1e-6, rtol=0)
+    assert torch.equal(replayed.selections, acted.selections)
+    # and the replay has a graph: the recomputed log-probability trains the policy
+    replayed.selection_log_prob.sum().backward()
+    assert model.H_update.W_r.grad.abs().sum() > 0
+
+
+def test_sampled_selections_vary_and_deterministic_mode_is_top_k():
+    model = make_model(h_module="multicell", num_cells=6, top_k=2)
+    tokens, carry, candidates = _tok_carry(model)
+    with torch.no_grad():
+        draws = {
+            tuple(
+                model(tokens, carry, candidates, generator=torch.Generator().manual_seed(s))
+                .selections.flatten()
+                .tolist()
+            )
+            for s in range(6)
+        }
+        greedy = model(tokens, carry, candidates, deterministic=True)
+    assert len(draws) > 1
+    first_scores = greedy.selection_probs[:, 0]
+    assert torch.equal(greedy.selections[:, 0], first_scores.topk(2, dim=1).indices)
+
+
+@pytest.mark.parametrize("h_module", ["hrm", "bicross", "multicell"])
+def test_returned_carry_never_requires_grad(h_module):
+    model = make_model(h_module=h_module, grad="full")
+    out = model(*_tok_carry(model))
+    assert out.move_logits.requires_grad
+    assert all(not value.requires_grad for value in out.carry.values())
+
+
+@pytest.mark.parametrize("h_module", ["bicross", "multicell"])
+def test_reset_restores_initial_cells_in_episode_scope_and_keeps_them_in_lifelong(h_module):
+    tokens, candidates = inputs()
+    reset = torch.tensor([True, False, True, False, False])
+    for scope in ("episode", "lifelong"):
+        model = make_model(h_module=h_module, memory_scope=scope)
+        carry = model(tokens, model.initial_carry(5), candidates).carry
+        carry = model(tokens, carry, candidates).carry
+        initial = model.H_update.initial_cells.detach()
+        assert not torch.allclose(carry["cells"][0], initial)  # the memory was written
+        after = model.reset_carry(carry, reset)
+        for b in range(5):
+            torch.testing.assert_close(
+                after["z_H"][b],
+                model.H_init.expand_as(after["z_H"][b]) if reset[b] else carry["z_H"][b],
+            )
+        if scope == "episode":
+            torch.testing.assert_close(after["cells"][0], initial)
+            assert after["fresh"].tolist() == reset.tolist()
+        else:
+            torch.testing.assert_close(after["cells"], carry["cells"])
+            assert not after["fresh"].any()
+        torch.testing.assert_close(after["cells"][1], carry["cells"][1])  # not reset
+
+
+def test_candidates_input_changes_the_output_and_can_be_turned_off():
+    model = make_model()
+    tokens, carry, candidates = _tok_carry(model)
+    with torch.no_grad():
+        a = model(tokens, carry, candidates, deterministic=True).move_logits
+        b = model(tokens, carry, ~candidates, deterministic=True).move_logits
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="candidates"):
+        model(tokens, carry, None)
+    plain = make_model(candidates=False)
+    assert plain(tokens, plain.initial_carry(5)).move_logits.shape == (5, L * V)
+
+
+def test_output_shapes():
+    model = make_model(h_module="multicell", num_cells=4, top_k=2)
+    out = model(*_tok_carry(model))
+    assert out.move_logits.shape == (5, L * V)
+    assert out.grid_logits.shape == (5, L, V)
+    assert out.value.shape == (5,)
+    assert out.selections.shape == (5, 3, 2)
+    assert out.selection_log_probs.shape == (5, 3)
+    assert out.cell_usage.sum() == 5 * 3 * 2
+    assert set(out.aux_losses) == {"diverse", "balance", "selfsup"}
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="h_module"):
+        HRMConfig(num_positions=L, num_values=V, h_module="lstm")
+    with pytest.raises(ValueError, match="grad"):
+        HRMConfig(num_positions=L, num_values=V, grad="two_step")
+    with pytest.raises(ValueError, match="top_k"):
+        HRMConfig(num_positions=L, num_values=V, num_cells=3, top_k=3, always_active_first=True)
+
+
+def test_num_parameters_counts_memory_cells_and_embeddings():
+    model = make_model(h_module="multicell", num_cells=4, cell_tokens=8)
+    total = model.num_parameters()
+    assert total == sum(p.numel() for p in model.parameters())
+    cells = model.H_update.initial_cells.numel()
+    assert cells == 4 * 9 * 32
+    model.H_update.initial_cells.requires_grad_(False)
+    assert model.num_parameters() == total - cells
+    assert model.tok_emb.weight.numel() + model.task_emb.numel() <= total
+
+
+# --- auxiliary losses, computed by hand ----------------------------------------------------
+
+
+def test_diversity_loss_by_hand():
+    probs = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.7, 0.2]])
+    # p = [0.3, 0.475, 0.225], mean 1/3; population variance = 0.010972...
+    p = [0.3, 0.475, 0.225]
+    expected = -sum((x - 1 / 3) ** 2 for x in p) / 3
+    assert diversity_loss(probs).item() == pytest.approx(expected, abs=1e-7)
+    assert diversity_loss(torch.full((4, 3), 1 / 3)).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_balance_loss_by_hand_excludes_the_always_active_cell():
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.9, 0.1, 0.0]])
+    # p = [0.9, 0.075, 0.025]; without cell 1: mean 0.05, variance 0.000625 -> CV² = 0.25
+    assert balance_loss(probs, weight=2.0, exclude_first=True).item() == pytest.approx(
+        0.5, rel=1e-5
+    )
+    # with it: mean 1/3, var = ((0.9-1/3)²+(0.075-1/3)²+(0.025-1/3)²)/3
+    p = [0.9, 0.075, 0.025]
+    var = sum((x - 1 / 3) ** 2 for x in p) / 3
+    assert balance_loss(probs).item() == pytest.approx(var / (1 / 3) ** 2, rel=1e-5)
+
+
+def test_selfsup_loss_by_hand():
+    delta_z = torch.tensor([[[1.0, 2.0], [0.0, 0.0]]])  # [B=1, S=2, d=2]
+    best = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])
+    # squared norms per token: 5 and 25 -> mean 15
+    assert selfsup_loss(delta_z, best).item() == pytest.approx(15.0)
