@@ -1,4 +1,4 @@
-"""H-module variants (DESIGN §3): `hrm`, `bicross` and `multicell`, plus the memory auxiliary losses.
+"""H-module variants (DESIGN §3): `hrm`, `bicross`, `multicell`, and the memory auxiliary losses.
 
 Every variant is one *H update*, applied once per cycle of T low-level steps:
 
@@ -148,5 +148,5 @@ def balance_loss(
 
 
 def selfsup_loss(delta_z: torch.Tensor, best_read: torch.Tensor) -> torch.Tensor:
-    """``L_selfsup = ‖Δz − Attn(ĥ, m̂_j, m̂_j)‖²`` (mean over the batch of the squared norm per token)."""
+    """``L_selfsup = ‖Δz − Attn(ĥ, m̂_j, m̂_j)‖²``: squared norm per token, averaged."""
     return (delta_z - best_read).pow(2).sum(dim=-1).mean()
