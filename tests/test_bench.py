@@ -25,3 +25,31 @@ def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
     assert written["solver"]["unique"] == written["solver"]["puzzles"] == 50
     assert written["generator"]["puzzles"] >= 1
     assert 0.0 <= written["generator"]["share_singles"] <= 1.0
+
+
+def test_model_benchmark_reports_every_grad_mode_and_one_step_memory_stays_flat(tmp_path, capsys):
+    out = tmp_path / "model.json"
+    results = main(
+        [
+            "model",
+            "--presets",
+            "small",
+            "--batch",
+            "4",
+            "1",
+            "--seconds",
+            "0.05",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert "segments/s" in capsys.readouterr().out
+    written = json.loads(out.read_text())
+    assert [row["grad"] for row in written["rows"]] == ["one_step", "last_cycle", "full"]
+    assert all(row["segments_per_second"] > 0 for row in written["rows"])
+    depth = {row["grad"]: row["ratio"] for row in results["depth"]}
+    # the O(1)-memory claim of the one-step gradient, and the growth of the others
+    assert depth["one_step"] <= 1.3
+    assert depth["last_cycle"] > 1.5 and depth["full"] > depth["last_cycle"]

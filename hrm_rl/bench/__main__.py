@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from hrm_rl.bench import env as env_bench
+from hrm_rl.bench import model as model_bench
 
 
 def machine() -> dict:
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> dict:
     sub = parser.add_subparsers(dest="what", required=True)
     env_parser = sub.add_parser("env", help="environment, solver and generator throughput")
     env_bench.add_arguments(env_parser)
+    model_parser = sub.add_parser("model", help="model segments/s and training memory by grad mode")
+    model_bench.add_arguments(model_parser)
     for p in sub.choices.values():
         p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -41,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.what == "env":
         results.update(env_bench.run(args))
         print(env_bench.table(results))
+    elif args.what == "model":
+        results.update(model_bench.run(args))
+        print(model_bench.table(results))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -57,6 +57,7 @@ class HRMConfig:
     d_model: int = 64
     num_heads: int = 4
     expansion: float = 4.0
+    multiple_of: int = 64  # SwiGLU width rounding (HRM: 256, giving 1536 at d = 512)
     L_layers: int = 1
     H_layers: int = 1
     N: int = 2  # cycles per segment
@@ -136,9 +137,13 @@ class HRM(nn.Module):
         self.task_emb = nn.Parameter(torch.zeros(cfg.prefix_tokens, d))  # P prefix tokens
         self.positions = LearnedPositions(S, d) if cfg.pos_encoding == "learned" else None
         rope = RotaryEmbedding(d // cfg.num_heads, S) if cfg.pos_encoding == "rope" else None
-        self.L_net = ReasoningModule(d, cfg.num_heads, cfg.L_layers, cfg.expansion, rope)
+        self.L_net = ReasoningModule(
+            d, cfg.num_heads, cfg.L_layers, cfg.expansion, rope, multiple_of=cfg.multiple_of
+        )
         if cfg.h_module == "hrm":
-            self.H_update = HRMUpdate(d, cfg.num_heads, cfg.H_layers, cfg.expansion, rope)
+            self.H_update = HRMUpdate(
+                d, cfg.num_heads, cfg.H_layers, cfg.expansion, rope, cfg.multiple_of
+            )
         else:
             multi = cfg.h_module == "multicell"
             self.H_update = MemoryUpdate(
@@ -148,6 +153,7 @@ class HRM(nn.Module):
                 num_cells=cfg.num_cells if multi else 1,
                 tokens_per_cell=cfg.cell_tokens + int(multi),
                 relevance_projections=cfg.relevance_projections,
+                multiple_of=cfg.multiple_of,
             )
         # fixed random initial states (HRM: truncated normal, std 1, never trained)
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(d), std=1.0))

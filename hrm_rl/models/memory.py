@@ -32,9 +32,11 @@ from hrm_rl.models.layers import CrossAttention, ReasoningModule, RMSNorm, SwiGL
 class HRMUpdate(nn.Module):
     """The HRM H-module: a reasoning module fed with ``z_H + z_L``."""
 
-    def __init__(self, d: int, num_heads: int, num_layers: int, expansion: float, rope) -> None:
+    def __init__(
+        self, d: int, num_heads: int, num_layers: int, expansion: float, rope, multiple_of: int = 64
+    ) -> None:
         super().__init__()
-        self.H_net = ReasoningModule(d, num_heads, num_layers, expansion, rope)
+        self.H_net = ReasoningModule(d, num_heads, num_layers, expansion, rope, multiple_of)
 
     def forward(self, z_H: torch.Tensor, z_L: torch.Tensor) -> torch.Tensor:
         return self.H_net(z_H, z_L)  # [B, S, d]
@@ -55,6 +57,7 @@ class MemoryUpdate(nn.Module):
         num_cells: int,
         tokens_per_cell: int,
         relevance_projections: int = 1,
+        multiple_of: int = 64,
     ) -> None:
         super().__init__()
         self.d = d
@@ -62,8 +65,8 @@ class MemoryUpdate(nn.Module):
         self.norm = RMSNorm(d)
         self.read = CrossAttention(d, num_heads)  # Δz = Attn(ĥ, m̂, m̂)
         self.write = CrossAttention(d, num_heads)  # Δm = Attn(m̂, ĥ⁺, ĥ⁺)
-        self.state_ffn = SwiGLU(d, expansion)
-        self.cell_ffn = SwiGLU(d, expansion)
+        self.state_ffn = SwiGLU(d, expansion, multiple_of)
+        self.cell_ffn = SwiGLU(d, expansion, multiple_of)
         # learned initial memory: [N_c, 1 + C, d] (the CLS token is token 0 of every cell)
         self.initial_cells = nn.Parameter(torch.randn(num_cells, tokens_per_cell, d) / math.sqrt(d))
         if num_cells > 1:

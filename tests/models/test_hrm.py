@@ -233,3 +233,32 @@ def test_selfsup_loss_by_hand():
     best = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])
     # squared norms per token: 5 and 25 -> mean 15
     assert selfsup_loss(delta_z, best).item() == pytest.approx(15.0)
+
+
+def test_hrm_size_matches_the_published_count_without_puzzle_embeddings():
+    """HRM's Sudoku model has 27,275,266 parameters (notes/hrm-trm.md §8): 8 blocks, token
+    embedding, lm head and q head. Ours differs only by stated parts: candidates embedding,
+    one task token, the extra grid head and a value head instead of the 2-way q head."""
+    config = HRMConfig(
+        num_positions=81,
+        num_values=9,
+        d_model=512,
+        num_heads=8,
+        L_layers=4,
+        H_layers=4,
+        h_module="hrm",
+        multiple_of=256,
+        prefix_tokens=1,
+    )
+    model = HRM(config)
+    d = 512
+    blocks = 8 * 3_407_872
+    expected = (
+        blocks
+        + 10 * d  # token embedding (0..9)
+        + 9 * d  # candidates embedding
+        + d  # one task-embedding token
+        + 2 * (d * 9 + 9)  # move head and grid head
+        + (d + 1)  # value head
+    )
+    assert model.num_parameters() == expected
