@@ -262,3 +262,28 @@ def test_hrm_size_matches_the_published_count_without_puzzle_embeddings():
         + (d + 1)  # value head
     )
     assert model.num_parameters() == expected
+
+
+def test_only_the_selected_cells_are_written():
+    model = make_model(h_module="multicell", num_cells=5, top_k=2, N=1)
+    tokens, candidates = inputs()
+    carry = model(tokens, model.initial_carry(5), candidates).carry
+    with torch.no_grad():
+        out = model(tokens, carry, candidates)
+    for b in range(5):
+        chosen = set(out.selections[b, 0].tolist())
+        for cell in range(5):
+            same = torch.equal(out.carry["cells"][b, cell], carry["cells"][b, cell])
+            assert same == (cell not in chosen), (b, cell, chosen)
+
+
+def test_bf16_autocast_forward_backward_is_finite():
+    model = make_model(h_module="multicell", grad="last_cycle")
+    tokens, carry, candidates = _tok_carry(model)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = model(tokens, carry, candidates)
+        loss = out.move_logits.float().logsumexp(1).mean() + out.value.float().pow(2).mean()
+        loss = loss - out.selection_log_prob.mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
