@@ -25,7 +25,8 @@ class BatchedPuzzleEnv(EnvBase):
     """``batch_size=[B]`` puzzle episodes on ``device``, with partial resets.
 
     Observation keys: ``board`` (int64 ``[B, L]``), ``givens`` (bool ``[B, L]``), ``action_mask``
-    (bool ``[B, L·V]``) and ``puzzle_index`` (the bank row each slot plays). ``order="sequential"``
+    (bool ``[B, L·V]``), ``puzzle_index`` (the bank row each slot plays) and ``solved`` (bool
+    ``[B, 1]``, as ``info["solved"]`` of the Gymnasium env). ``order="sequential"``
     serves the bank in order (for evaluation); ``env.reset(puzzle_index=idx)`` chooses the puzzles
     of the slots being reset.
     """
@@ -77,6 +78,7 @@ class BatchedPuzzleEnv(EnvBase):
             givens=Binary(L, shape=(B, L), dtype=torch.bool, device=dev),
             action_mask=Binary(L * V, shape=(B, L * V), dtype=torch.bool, device=dev),
             puzzle_index=Unbounded(shape=(B,), dtype=torch.int64, device=dev),
+            solved=Binary(1, shape=(B, 1), dtype=torch.bool, device=dev),
             shape=(B,),
             device=dev,
         )
@@ -104,6 +106,7 @@ class BatchedPuzzleEnv(EnvBase):
         self._num_blank = torch.ones(B, dtype=torch.int64, device=dev)
         self._segments = torch.zeros(B, dtype=torch.int64, device=dev)
         self._puzzle_index = torch.zeros(B, dtype=torch.int64, device=dev)
+        self._solved = torch.zeros(B, 1, dtype=torch.bool, device=dev)
         self._next_sequential = 0
         self._generator = torch.Generator(device=dev)
         self._set_seed(seed)
@@ -170,6 +173,7 @@ class BatchedPuzzleEnv(EnvBase):
         self._num_blank[rows] = (boards == 0).sum(-1).clamp(min=1)
         self._segments[rows] = 0
         self._puzzle_index[rows] = index
+        self._solved[rows] = False
 
     def _mask(self, boards: torch.Tensor) -> torch.Tensor:
         if self.action_mode == "cell":
@@ -188,6 +192,7 @@ class BatchedPuzzleEnv(EnvBase):
                 "givens": self._givens.clone(),
                 "action_mask": self._mask_now.clone(),
                 "puzzle_index": self._puzzle_index.clone(),
+                "solved": self._solved.clone(),
             },
             batch_size=self.batch_size,
             device=self.device,
@@ -230,6 +235,7 @@ class BatchedPuzzleEnv(EnvBase):
             torch.full_like(self._num_blank, 0, dtype=torch.float64) + self.mistake_reward,
         )
         terminated = ~good | solved
+        self._solved = solved.unsqueeze(1).clone()  # not a view of the returned flags
         return reward, terminated, torch.zeros_like(terminated)
 
     def _step_grid(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -239,4 +245,5 @@ class BatchedPuzzleEnv(EnvBase):
         shaped = self.shaping * self.rules.constraint_satisfaction(full).double()
         reward = torch.where(solved, torch.ones_like(shaped), shaped)
         truncated = ~solved & (self._segments >= self.max_segments)
+        self._solved = solved.unsqueeze(1).clone()  # not a view of the returned flags
         return reward, solved, truncated

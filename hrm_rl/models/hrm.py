@@ -112,6 +112,7 @@ class HRMOutput:
     selections: torch.Tensor | None  # int64 [B, N, k], the cells chosen in each cycle
     selection_log_probs: torch.Tensor  # [B, N]: log PL(A_n | s_n) per cycle ([B, 0] without)
     selection_entropy: torch.Tensor  # [B]: Σ_n H(π(· | s_n)) (see TopKSelection.entropy)
+    selection_scores: torch.Tensor | None  # [B, N, N_choosable]: the policy's scores per cycle
     selection_probs: torch.Tensor | None  # [B, N, N_c]: softmax of the cell scores per cycle
     aux_losses: dict[str, torch.Tensor]  # diverse, balance, selfsup (unweighted)
     cell_usage: torch.Tensor | None  # [N_c]: how often each cell was active in this call
@@ -253,7 +254,7 @@ class HRM(nn.Module):
             cells = torch.where(fresh, initial, carry["cells"])  # learned cells get gradient
 
         policy = cfg.h_module == "multicell"
-        chosen, log_probs, entropy, probs, selfsup = [], [], x.new_zeros(B), [], []
+        chosen, log_probs, entropy, probs, scores, selfsup = [], [], x.new_zeros(B), [], [], []
         for n in range(cfg.N):
             for t in range(cfg.T):
                 with torch.set_grad_enabled(grad_on and self._tracked(n, t)):
@@ -274,6 +275,7 @@ class HRM(nn.Module):
                 log_probs.append(step["log_prob"])
                 entropy = entropy + step["entropy"]
                 probs.append(step["probs"])
+                scores.append(step["scores"])
             else:
                 selection = torch.zeros(B, 1, dtype=torch.long, device=x.device)
                 weights = torch.ones(B, 1, device=x.device)
@@ -316,6 +318,7 @@ class HRM(nn.Module):
             selections=chosen_t,
             selection_log_probs=torch.stack(log_probs, dim=1) if log_probs else x.new_zeros(B, 0),
             selection_entropy=entropy,
+            selection_scores=torch.stack(scores, dim=1) if scores else None,
             selection_probs=probs_t,
             aux_losses=aux,
             cell_usage=usage,
@@ -346,6 +349,7 @@ class HRM(nn.Module):
             "log_prob": dist.log_prob(choice),
             "entropy": dist.entropy(),
             "probs": torch.softmax(scores.float(), dim=1),
+            "scores": choosable,
         }
         return selection, weights, step
 

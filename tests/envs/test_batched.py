@@ -66,10 +66,11 @@ def test_same_puzzles_and_actions_give_identical_trajectories(box):
         td["action"] = random_actions(td["action_mask"], generator, illegal_share=0.05)
         td, next_td = batched.step_and_maybe_reset(td)
         for b, env in enumerate(singles):
-            obs, reward, terminated, truncated, _ = env.step(int(td["action"][b]))
+            obs, reward, terminated, truncated, info = env.step(int(td["action"][b]))
             assert np.float32(reward) == td["next", "reward"][b, 0].item()
             assert terminated == td["next", "terminated"][b, 0].item()
             assert truncated == td["next", "truncated"][b, 0].item()
+            assert info["solved"] == td["next", "solved"][b, 0].item()
             np.testing.assert_array_equal(td["next", "board"][b].numpy(), obs["board"])
             if terminated or truncated:  # the batched env already reset this slot alone
                 resets += 1

@@ -1,0 +1,293 @@
+"""A difficulty curriculum: the instance bank gets harder as the training solve rate rises.
+
+For Sudoku the difficulty is the number of blanks. :func:`blank_levels` cuts the blanks into
+*levels*, from a few blanks up to the generator's default range, and :class:`Curriculum` picks the
+level whose bank the batched env plays:
+
+* ``"off"``: one level, the generator's default difficulty;
+* ``"fixed"``: the chosen ``fixed_level``;
+* ``"auto"``: start at level 0 and move up one level whenever the rolling solve rate over the
+  last ``window`` finished training episodes reaches ``threshold``; never down.
+
+A training loop uses it as::
+
+    curriculum = Curriculum(rules, "auto", seed=cfg.seed)
+    env = BatchedPuzzleEnv(rules, curriculum.bank(), batch_size, seed=cfg.seed)
+    ...
+    if curriculum.update(solved_of_finished_episodes):
+        env.set_bank(curriculum.bank())  # running episodes finish on the old bank
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+
+import numpy as np
+import torch
+
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+
+logger = logging.getLogger(__name__)
+
+CURRICULUM_MODES = ("off", "fixed", "auto")
+EASIEST_BLANKS_SHARE = 0.1  # default fewest blanks of level 0: this share of the L positions
+
+
+def _default_givens(rules: PuzzleRules) -> tuple[int, int]:
+    """The generator's default inclusive givens range for the family and size of ``rules``."""
+    if rules.name != "sudoku":
+        raise ValueError(
+            f"blank levels are defined for Sudoku only, got family {rules.name!r}; pass "
+            "levels=[(lo, hi), ...] to Curriculum for other families"
+        )
+    from hrm_rl.envs.sudoku.generator import default_givens
+
+    return default_givens(rules.box)
+
+
+def _split(first: int, last: int, parts: int) -> list[tuple[int, int]]:
+    """``first..last`` (inclusive) cut into ``parts`` contiguous non-empty ranges, in order."""
+    count = last - first + 1
+    edges = [first + (i * count) // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1] - 1) for i in range(parts)]
+
+
+def blank_levels(
+    rules: PuzzleRules,
+    num_levels: int = 5,
+    min_blanks: int | None = None,
+    max_blanks: int | None = None,
+) -> list[tuple[int, int]]:
+    """Inclusive givens ranges from easiest (few blanks) to hardest, for `generate(givens=)`.
+
+    With ``max_blanks=None`` the hardest level is the generator's default range for the board
+    (``DEFAULT_GIVENS``: 4..8 givens for 4x4, 10..18 for 6x6, 22..36 for 9x9), i.e. the env's
+    normal difficulty, and the other ``num_levels - 1`` levels split the blanks from
+    ``min_blanks`` up to just below it evenly. An explicit ``max_blanks`` instead splits
+    ``min_blanks..max_blanks`` evenly into ``num_levels`` levels.
+
+    Args:
+        rules: a Sudoku rules object (any box shape).
+        num_levels: how many levels, at least 1.
+        min_blanks: the fewest blanks of level 0; None uses 10% of the positions (at least 1).
+        max_blanks: the most blanks of the last level; at most ``L - default_lo`` (fewer givens
+            than the default range's low end are rarely reached by unique-solution digging,
+            e.g. 4 givens for 4x4 and ~22 for 9x9).
+
+    Returns:
+        ``num_levels`` ranges ``(lo, hi)`` of givens, each strictly below the one before.
+    """
+    size = rules.num_positions
+    default_lo, default_hi = _default_givens(rules)
+    if num_levels < 1:
+        raise ValueError(f"num_levels must be at least 1, got {num_levels}")
+    most = size - default_lo  # the most blanks unique-solution digging reliably reaches
+    if max_blanks is None:
+        # the easier levels live strictly below the default range's blanks
+        top, easier = size - default_hi - 1, num_levels - 1
+    else:
+        if not 1 <= max_blanks <= most:
+            raise ValueError(
+                f"max_blanks must lie in 1..{most} for {rules!r} (at least {default_lo} givens "
+                f"keep unique-solution generation feasible), got {max_blanks}"
+            )
+        top, easier = max_blanks, num_levels
+    if min_blanks is None:
+        min_blanks = max(1, min(round(EASIEST_BLANKS_SHARE * size), top - easier + 1))
+    if easier and not 1 <= min_blanks <= top - easier + 1:
+        raise ValueError(
+            f"min_blanks must lie in 1..{top - easier + 1} so that {easier} levels of at least "
+            f"one blank count each fit below {top + 1} blanks for {rules!r}, got {min_blanks}"
+        )
+    blanks = _split(min_blanks, top, easier) if easier else []
+    levels = [(size - hi, size - lo) for lo, hi in blanks]
+    if max_blanks is None:
+        levels.append((default_lo, default_hi))
+    return levels
+
+
+class Curriculum:
+    """Picks the instance bank's difficulty level from the rolling training solve rate.
+
+    Args:
+        rules: the family's rules; banks come from ``rules.generate``.
+        mode: one of ``CURRICULUM_MODES`` (see the module docstring).
+        levels: inclusive givens ranges, easiest first; None uses ``blank_levels(rules)``.
+            Unused by ``"off"``, which plays the generator's default difficulty as its one level.
+        fixed_level: the level index played by ``"fixed"`` (required there, unused otherwise).
+        threshold: the rolling solve rate in (0, 1] that moves ``"auto"`` up one level.
+        window: how many of the latest finished episodes the solve rate counts.
+        bank_size: puzzles per level's bank.
+        seed: level ``k``'s bank is generated from ``numpy.random.default_rng([seed, k])``.
+        generator_options: extra keyword arguments of ``rules.generate`` (e.g. ``difficulty``);
+            ``held_out`` defaults to False so training banks never hold held-out instances.
+    """
+
+    def __init__(
+        self,
+        rules: PuzzleRules,
+        mode: str = "auto",
+        *,
+        levels: list[tuple[int, int]] | None = None,
+        fixed_level: int | None = None,
+        threshold: float = 0.9,
+        window: int = 1000,
+        bank_size: int = 2048,
+        seed: int = 0,
+        generator_options: dict | None = None,
+    ) -> None:
+        if mode not in CURRICULUM_MODES:
+            raise ValueError(f"curriculum mode must be one of {CURRICULUM_MODES}, got {mode!r}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"curriculum threshold must lie in (0, 1], got {threshold}")
+        if window < 1:
+            raise ValueError(f"curriculum window must be at least 1 episode, got {window}")
+        if bank_size < 1:
+            raise ValueError(f"curriculum bank_size must be at least 1, got {bank_size}")
+        if seed < 0:
+            raise ValueError(f"curriculum seed must be >= 0, got {seed}")
+        options = dict(generator_options or {})
+        if "givens" in options:
+            raise ValueError(
+                "generator_options must not set 'givens': the curriculum level chooses them "
+                "(use levels=[...] with mode='fixed' for one custom range)"
+            )
+        options.setdefault("held_out", False)
+
+        if mode == "off":
+            self.levels: list[tuple[int, int] | None] = [None]  # the generator's default
+        else:
+            if levels is None:
+                levels = blank_levels(rules)
+            self.levels = [self._check_level(rules, k, level) for k, level in enumerate(levels)]
+            if not self.levels:
+                raise ValueError("curriculum levels must hold at least one givens range")
+        level = 0
+        if mode == "fixed":
+            if fixed_level is None:
+                raise ValueError("curriculum mode 'fixed' needs fixed_level (a level index)")
+            if not 0 <= fixed_level < len(self.levels):
+                raise ValueError(
+                    f"fixed_level must lie in 0..{len(self.levels) - 1} (levels: {self.levels}), "
+                    f"got {fixed_level}"
+                )
+            level = int(fixed_level)
+
+        self.rules = rules
+        self.mode = mode
+        self.threshold = float(threshold)
+        self.window = int(window)
+        self.bank_size = int(bank_size)
+        self.seed = int(seed)
+        self.generator_options = options
+        self.level = level
+        self._outcomes: deque[bool] = deque(maxlen=self.window)
+        self._banks: dict[int, PuzzleSet] = {}
+        self._solution_width: int | None = None
+
+    @staticmethod
+    def _check_level(rules: PuzzleRules, index: int, level: tuple[int, int]) -> tuple[int, int]:
+        """``level`` as a pair of ints, or a ValueError naming the bad entry."""
+        if len(level) != 2 or not 0 <= level[0] <= level[1] <= rules.num_positions:
+            raise ValueError(
+                f"curriculum levels[{index}] must be a givens range (lo, hi) with "
+                f"0 <= lo <= hi <= {rules.num_positions}, got {level}"
+            )
+        return int(level[0]), int(level[1])
+
+    @property
+    def num_levels(self) -> int:
+        """How many levels there are (1 for ``"off"``)."""
+        return len(self.levels)
+
+    @property
+    def solve_rate(self) -> float:
+        """The share of solved episodes in the rolling window (nan while it is empty)."""
+        if not self._outcomes:
+            return math.nan
+        return sum(self._outcomes) / len(self._outcomes)
+
+    def bank(self) -> PuzzleSet:
+        """The bank of the current level: generated once per level, reproducible from the seed."""
+        if self.level not in self._banks:
+            givens = self.levels[self.level]
+            options = dict(self.generator_options)
+            if givens is not None:
+                options["givens"] = givens
+            rng = np.random.default_rng([self.seed, self.level])
+            bank = self.rules.generate(rng, self.bank_size, **options)
+            width = bank.solutions.shape[1]
+            if self._solution_width is not None and width != self._solution_width:
+                raise ValueError(
+                    f"level {self.level}'s bank keeps {width} solutions per puzzle, earlier "
+                    f"levels kept {self._solution_width}; BatchedPuzzleEnv.set_bank needs one width"
+                )
+            self._solution_width = width
+            self._banks[self.level] = bank
+            logger.info(
+                "curriculum bank for level %d (givens %s): %d puzzles",
+                self.level,
+                "default" if givens is None else f"{givens[0]}..{givens[1]}",
+                len(bank),
+            )
+        return self._banks[self.level]
+
+    def update(self, solved: torch.Tensor) -> bool:
+        """Count the episodes that finished this iteration; True when the level moved up.
+
+        ``solved`` is a bool tensor (any shape, any device) with one entry per finished episode.
+        In ``"auto"`` a full window whose solve rate reaches ``threshold`` moves to the next level
+        (if any) and clears the window; the caller then passes ``bank()`` to ``env.set_bank``.
+        """
+        self._outcomes.extend(solved.detach().reshape(-1).to("cpu", torch.bool).tolist())
+        if self.mode != "auto" or self.level + 1 >= self.num_levels:
+            return False
+        if len(self._outcomes) < self.window or self.solve_rate < self.threshold:
+            return False
+        rate = self.solve_rate
+        self.level += 1
+        self._outcomes.clear()
+        logger.info(
+            "curriculum: solve rate %.3f over %d episodes >= %.3f, level %d -> %d (givens %s)",
+            rate,
+            self.window,
+            self.threshold,
+            self.level - 1,
+            self.level,
+            self.levels[self.level],
+        )
+        return True
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars for the training log: the current level and the rolling solve rate."""
+        return {"curriculum/level": float(self.level), "curriculum/solve_rate": self.solve_rate}
+
+    def state_dict(self) -> dict:
+        """The level and the rolling window, as ``torch.load(weights_only=True)`` types."""
+        return {
+            "level": self.level,
+            "window": torch.tensor(list(self._outcomes), dtype=torch.bool),
+            "levels": [list(level) for level in self.levels if level is not None],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue at the stored level with the stored window (the levels must match)."""
+        levels = [tuple(int(g) for g in level) for level in state["levels"]]
+        mine = [level for level in self.levels if level is not None]
+        if levels != mine:
+            raise ValueError(
+                f"curriculum state was saved with levels {levels}, this curriculum has {mine}; "
+                "resume with the same curriculum settings"
+            )
+        level = int(state["level"])
+        if not 0 <= level < self.num_levels:
+            raise ValueError(f"curriculum state level {level} outside 0..{self.num_levels - 1}")
+        if self.mode == "fixed" and level != self.level:
+            raise ValueError(
+                f"curriculum state is at level {level}, but mode 'fixed' plays level {self.level}"
+            )
+        self.level = level
+        self._outcomes.clear()
+        self._outcomes.extend(torch.as_tensor(state["window"]).to(torch.bool).tolist())

@@ -1,0 +1,231 @@
+"""The difficulty curriculum: blank levels, level moves by solve rate, banks, env swap, resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hrm_rl.envs.batched import BatchedPuzzleEnv
+from hrm_rl.envs.curriculum import CURRICULUM_MODES, Curriculum, blank_levels
+from hrm_rl.envs.sudoku.generator import DEFAULT_GIVENS
+from hrm_rl.envs.sudoku.rules import SudokuRules
+
+BOXES = [(2, 2), (2, 3)]
+
+
+def givens_counts(boards) -> np.ndarray:
+    """Givens per board of a numpy or torch batch ``[N, L]``."""
+    return np.asarray((boards != 0).sum(-1))
+
+
+def small(rules: SudokuRules, mode: str = "auto", **kwargs) -> Curriculum:
+    """A curriculum with a small bank and window, quick enough for tests."""
+    kwargs.setdefault("bank_size", 32)
+    kwargs.setdefault("window", 10)
+    return Curriculum(rules, mode, **kwargs)
+
+
+def solved_batch(n: int, solved: int) -> torch.Tensor:
+    """``n`` finished episodes, the first ``solved`` of them solved."""
+    return torch.arange(n) < solved
+
+
+@pytest.mark.parametrize("box", BOXES)
+def test_blank_levels_get_harder_and_end_at_the_default_range(box):
+    rules = SudokuRules(*box)
+    levels = blank_levels(rules)
+    assert len(levels) == 5
+    assert levels[-1] == DEFAULT_GIVENS[box]
+    for (lo, hi), (next_lo, next_hi) in zip(levels, levels[1:], strict=False):
+        assert lo <= hi and next_lo <= next_hi
+        assert next_hi < lo  # strictly fewer givens, i.e. more blanks
+    assert levels[0][1] < rules.num_positions  # even the easiest level has a blank
+    for k, givens in enumerate(levels):
+        bank = rules.generate(np.random.default_rng(k), 8, givens=givens)
+        counts = givens_counts(bank.boards)
+        assert ((counts >= givens[0]) & (counts <= givens[1])).all()
+
+
+def test_blank_levels_options_and_infeasible_requests():
+    rules = SudokuRules(2, 2)
+    assert blank_levels(rules, num_levels=1) == [DEFAULT_GIVENS[(2, 2)]]
+    levels = blank_levels(rules, num_levels=3, min_blanks=1, max_blanks=12)
+    assert levels[0][1] == 15 and levels[-1][0] == 4
+    with pytest.raises(ValueError, match="max_blanks"):
+        blank_levels(rules, max_blanks=13)  # 3 givens: no unique 4x4 puzzle
+    with pytest.raises(ValueError, match="min_blanks"):
+        blank_levels(rules, num_levels=5, min_blanks=7)
+    with pytest.raises(ValueError, match="num_levels"):
+        blank_levels(rules, num_levels=0)
+
+
+def test_invalid_settings_are_rejected():
+    rules = SudokuRules(2, 2)
+    with pytest.raises(ValueError, match="one of"):
+        Curriculum(rules, "sometimes")
+    with pytest.raises(ValueError, match="fixed_level"):
+        Curriculum(rules, "fixed")
+    with pytest.raises(ValueError, match="fixed_level"):
+        Curriculum(rules, "fixed", fixed_level=5)
+    for threshold in (0.0, 1.5):
+        with pytest.raises(ValueError, match="threshold"):
+            Curriculum(rules, threshold=threshold)
+    with pytest.raises(ValueError, match="window"):
+        Curriculum(rules, window=0)
+    with pytest.raises(ValueError, match="givens"):
+        Curriculum(rules, generator_options={"givens": (4, 8)})
+    with pytest.raises(ValueError, match=r"levels\[1\]"):
+        Curriculum(rules, levels=[(10, 12), (9, 20)])
+    assert set(CURRICULUM_MODES) == {"off", "fixed", "auto"}
+
+
+def test_auto_moves_up_once_when_the_full_window_is_solved():
+    curriculum = small(SudokuRules(2, 2), window=10)
+    assert curriculum.level == 0 and math.isnan(curriculum.solve_rate)
+    assert curriculum.update(solved_batch(6, 6)) is False  # window not full yet
+    assert curriculum.solve_rate == 1.0
+    assert curriculum.update(solved_batch(6, 6)) is True
+    assert curriculum.level == 1
+    assert math.isnan(curriculum.solve_rate)  # window cleared
+    assert curriculum.update(solved_batch(4, 4)) is False
+    assert curriculum.level == 1
+    assert curriculum.metrics() == {"curriculum/level": 1.0, "curriculum/solve_rate": 1.0}
+
+
+def test_auto_stays_while_mostly_failing_and_never_moves_down():
+    curriculum = small(SudokuRules(2, 2), window=10, threshold=0.9)
+    for _ in range(20):
+        assert curriculum.update(solved_batch(8, 2)) is False
+    assert curriculum.level == 0
+    assert curriculum.solve_rate == pytest.approx(0.2)  # the last 10 of 8-episode batches
+    assert curriculum.update(solved_batch(10, 10)) is True
+    for _ in range(20):
+        assert curriculum.update(solved_batch(8, 0)) is False
+    assert curriculum.level == 1 and curriculum.solve_rate == 0.0
+
+
+def test_auto_stops_at_the_last_level():
+    curriculum = small(SudokuRules(2, 2), window=4)
+    moves = sum(curriculum.update(solved_batch(4, 4)) for _ in range(3 * curriculum.num_levels))
+    assert moves == curriculum.num_levels - 1
+    assert curriculum.level == curriculum.num_levels - 1
+    assert curriculum.solve_rate == 1.0  # the window keeps rolling for the log
+
+
+def test_update_takes_any_shape_and_device():
+    curriculum = small(SudokuRules(2, 2), window=4)
+    curriculum.update(torch.tensor([[True], [False]]))
+    curriculum.update(torch.tensor([], dtype=torch.bool))
+    assert curriculum.solve_rate == 0.5
+    if torch.cuda.is_available():
+        curriculum.update(torch.ones(2, dtype=torch.bool, device="cuda"))
+        assert curriculum.solve_rate == 0.75
+
+
+@pytest.mark.parametrize("mode", ["off", "fixed"])
+def test_off_and_fixed_never_move(mode):
+    curriculum = small(SudokuRules(2, 2), mode, fixed_level=1, window=4)
+    start = curriculum.level
+    for _ in range(10):
+        assert curriculum.update(solved_batch(4, 4)) is False
+    assert curriculum.level == start and curriculum.solve_rate == 1.0
+
+
+def test_off_plays_the_default_range_and_fixed_the_chosen_level():
+    rules = SudokuRules(2, 2)
+    off = small(rules, "off")
+    assert off.num_levels == 1 and off.level == 0
+    counts = givens_counts(off.bank().boards)
+    lo, hi = DEFAULT_GIVENS[(2, 2)]
+    assert ((counts >= lo) & (counts <= hi)).all()
+
+    fixed = small(rules, "fixed", fixed_level=2)
+    lo, hi = fixed.levels[2]
+    assert fixed.level == 2
+    counts = givens_counts(fixed.bank().boards)
+    assert ((counts >= lo) & (counts <= hi)).all()
+
+
+@pytest.mark.parametrize("box", BOXES)
+def test_banks_are_reproducible_per_level_and_differ_across_levels(box):
+    rules = SudokuRules(*box)
+    first, again = small(rules, seed=3), small(rules, seed=3)
+    bank0 = first.bank()
+    assert first.bank() is bank0  # cached
+    assert np.array_equal(bank0.boards, again.bank().boards)
+    assert np.array_equal(bank0.solutions, again.bank().solutions)
+    assert not np.array_equal(bank0.boards, small(rules, seed=4).bank().boards)
+    first.update(solved_batch(10, 10))
+    assert first.level == 1
+    bank1 = first.bank()
+    assert not np.array_equal(bank0.boards, bank1.boards)
+    assert bank1.solutions.shape[1] == bank0.solutions.shape[1] == 1
+    for level, bank in ((0, bank0), (1, bank1)):
+        lo, hi = first.levels[level]
+        counts = givens_counts(bank.boards)
+        assert ((counts >= lo) & (counts <= hi)).all()
+
+
+def test_training_banks_hold_no_held_out_puzzles():
+    from hrm_rl.envs.splits import in_test_split
+
+    bank = small(SudokuRules(2, 2), bank_size=64).bank()
+    assert not any(in_test_split(board, 0.1) for board in bank.boards)
+
+
+def test_a_new_bank_reaches_a_live_env_after_reset():
+    rules = SudokuRules(2, 2)
+    curriculum = small(rules, window=4)
+    env = BatchedPuzzleEnv(rules, curriculum.bank(), batch_size=16, seed=0)
+    old_lo, old_hi = curriculum.levels[0]
+    td = env.reset()
+    counts = givens_counts(td["givens"].long())
+    assert ((counts >= old_lo) & (counts <= old_hi)).all()
+
+    assert curriculum.update(solved_batch(4, 4)) is True
+    env.set_bank(curriculum.bank())
+
+    # running episodes go on with their old puzzles
+    action = td["action_mask"].float().argmax(-1)
+    td["action"] = action
+    out = env.step(td)["next"]
+    assert torch.equal(out["givens"], td["givens"])
+    changed = out["board"] != td["board"]
+    assert (changed.sum(-1) == 1).all()  # exactly the one placement, on the old board
+    assert torch.equal(changed.nonzero()[:, 1], action // rules.num_values)
+
+    new_lo, new_hi = curriculum.levels[1]
+    counts = givens_counts(env.reset()["givens"].long())
+    assert ((counts >= new_lo) & (counts <= new_hi)).all()
+    assert new_hi < old_lo
+
+
+def test_state_dict_round_trip_restores_level_and_window(tmp_path):
+    rules = SudokuRules(2, 2)
+    curriculum = small(rules, window=6)
+    curriculum.update(solved_batch(6, 6))
+    curriculum.update(torch.tensor([True, False, False]))
+    path = tmp_path / "curriculum.pt"
+    torch.save(curriculum.state_dict(), path)
+
+    resumed = small(rules, window=6)
+    resumed.load_state_dict(torch.load(path, weights_only=True))
+    assert resumed.level == curriculum.level == 1
+    assert resumed.solve_rate == curriculum.solve_rate == pytest.approx(1 / 3)
+    # the restored window counts towards the next move exactly like the original one
+    assert resumed.update(solved_batch(3, 3)) is curriculum.update(solved_batch(3, 3)) is False
+    assert resumed.update(solved_batch(3, 3)) is curriculum.update(solved_batch(3, 3)) is True
+    assert resumed.level == curriculum.level == 2
+
+    with pytest.raises(ValueError, match="levels"):
+        small(rules, levels=[(12, 14), (4, 8)]).load_state_dict(curriculum.state_dict())
+
+
+def test_each_level_draws_its_own_puzzles_even_for_equal_ranges():
+    curriculum = small(SudokuRules(2, 2), levels=[(9, 11), (9, 11)], window=2)
+    bank0 = curriculum.bank()
+    assert curriculum.update(solved_batch(2, 2)) is True
+    assert not np.array_equal(bank0.boards, curriculum.bank().boards)
