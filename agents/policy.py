@@ -137,9 +137,20 @@ _MODEL_KEY = {"z_H": "z_H", "z_L": "z_L", "memory": "cells"}  # tensordict key -
 def build_actor(model: HRM) -> tuple[ProbabilisticActor, PolicyModule]:
     """The probabilistic actor over ``{action, cells}`` (or ``action`` alone without a policy)."""
     module = PolicyModule(model)
-    distribution_map = {"action": MaskedCategorical}
-    if module.with_cells:
-        distribution_map["cells"] = ChosenCells
+    if not module.with_cells:
+        actor = ProbabilisticActor(
+            module,
+            in_keys={
+                "logits": ("params", "action", "logits"),
+                "mask": ("params", "action", "mask"),
+            },
+            out_keys=["action"],
+            distribution_class=MaskedCategorical,
+            return_log_prob=True,
+            default_interaction_type=ExplorationType.RANDOM,
+        )
+        return actor, module
+    distribution_map = {"action": MaskedCategorical, "cells": ChosenCells}
     actor = ProbabilisticActor(
         module,
         in_keys=["params"],

@@ -83,9 +83,9 @@ class PPOAgent(nn.Module):
         self.config = config
         self.actor, self.policy = build_actor(model)
         self.value_module = _StateValueModule(self.policy)
-        entropy = {"action_entropy": config.entropy_move}
+        entropy: float | dict[str, float] = config.entropy_move
         if model.config.selections_per_cycle:
-            entropy["cells_entropy"] = config.entropy_cells
+            entropy = {"action_entropy": config.entropy_move, "cells_entropy": config.entropy_cells}
         self.loss_module = ClipPPOLoss(
             self.actor,
             ValueFromActor(),
@@ -124,15 +124,25 @@ class PPOAgent(nn.Module):
 
     @torch.no_grad()
     def compute_advantages(self, data: TensorDictBase) -> TensorDictBase:
-        """GAE over the time dimension of a collected ``[B, T]`` batch (values of this policy)."""
-        data.set("state_value", data["value_pred"])  # the values the actor computed while acting
+        """GAE over the time dimension of a collected ``[B, T]`` batch.
+
+        Values are the ones the actor computed while acting (``value_pred``). The value of the
+        state after step t is the one acted on at t + 1, except after the last step of the
+        rollout and after a truncation (the slot was reset), which are computed here.
+        """
+        value = data["value_pred"]  # [B, T, 1]
+        data.set("state_value", value)
         next_data = data["next"]
-        if "is_init" not in next_data.keys():
-            next_data.set("is_init", torch.zeros_like(data["is_init"]))
+        next_value = torch.empty_like(value)
+        next_value[:, :-1] = value[:, 1:]
+        needed = next_data["truncated"].squeeze(-1).clone()  # [B, T]
+        needed[:, -1] = True
+        rows = needed.nonzero(as_tuple=True)
+        pending = next_data[rows].select(*[k for k in self.policy.in_keys if k != "is_init"])
+        pending.set("is_init", torch.zeros(len(pending), 1, dtype=torch.bool, device=value.device))
         with set_exploration_type(ExplorationType.DETERMINISTIC):
-            flat = next_data.reshape(-1)
-            values = self.value_module(flat.select(*self.policy.in_keys))["state_value"]
-        next_data.set("state_value", values.view(*next_data.shape, 1))
+            next_value[rows] = self.value_module(pending)["state_value"]
+        next_data.set("state_value", next_value)
         self.advantage(data)
         return data
 
@@ -142,6 +152,8 @@ class PPOAgent(nn.Module):
         with replay_mode(True):
             dist = self.actor.get_dist(batch.clone(False))
             new = dist.log_prob(batch.select(*self._action_keys()))
+        if isinstance(new, torch.Tensor):  # a single head: the move
+            return float((new - batch["action_log_prob"]).abs().max())
         ratio = torch.zeros_like(batch["action_log_prob"])
         for key in new.keys():
             ratio = ratio + new[key] - batch[key]
@@ -199,7 +211,7 @@ class PPOAgent(nn.Module):
                     "explained_variance",
                 ):
                     if key in losses.keys():
-                        sums[key] = sums.get(key, 0.0) + float(losses[key])
+                        sums[key] = sums.get(key, 0.0) + float(losses[key].detach())
                 sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
                 count += 1
         self.scheduler.step()
