@@ -151,9 +151,10 @@ class PPOAgent(nn.Module):
         """max |log π_now(a|s) − log π_collected(a|s)| over ``batch`` (0 before any update)."""
         with replay_mode(True):
             dist = self.actor.get_dist(batch.clone(False))
+            if not self.policy.with_cells:  # a single head: the move
+                new = dist.log_prob(batch["action"])
+                return float((new - batch["action_log_prob"]).abs().max())
             new = dist.log_prob(batch.select(*self._action_keys()))
-        if isinstance(new, torch.Tensor):  # a single head: the move
-            return float((new - batch["action_log_prob"]).abs().max())
         ratio = torch.zeros_like(batch["action_log_prob"])
         for key in new.keys():
             ratio = ratio + new[key] - batch[key]

@@ -6,7 +6,7 @@ Every variant is one *H update*, applied once per cycle of T low-level steps:
 * ``MemoryUpdate`` with one cell and no selection (``bicross``): a long-term memory ``m`` that the
   state reads from and writes to through bidirectional cross-attention,
 
-      ĥ = LN(z_H + z_L);  Δz = Attn(ĥ, m̂, m̂);  z_H ← z_H + Δz + FFN(LN(z_H + Δz))
+      ĥ = LN(z_H + z_L);  Δz = Attn(ĥ, m̂, m̂);  z_H ← ĥ + Δz + FFN(LN(ĥ + Δz))
       ĥ⁺ = LN(z_H + z_L); Δm = Attn(m̂, ĥ⁺, ĥ⁺); m ← m + Δm + FFN(LN(m + Δm))
 
 * ``MemoryUpdate`` with N_c cells (``multicell``): cells ``m_i = [CLS_i; content_i]`` (1 + C
@@ -17,6 +17,12 @@ Every variant is one *H update*, applied once per cycle of T low-level steps:
 
 Both memory updates end with a post-norm RMSNorm of the new state and cells, like the HRM blocks,
 so that states stay bounded over many cycles and segments.
+
+One deliberate change from the proposal (seed, "Memory-to-State"): the state update's residual
+stream starts from ĥ = LN(z_H + z_L) instead of z_H, i.e. HRM's input injection ``z_H + z_L`` is
+kept. With ``z_H`` alone, z_H (and so the move logits, read off z_H) sees the board only through
+the attention weights of the memory read; PPO on 4×4 Sudoku then reached 36% held-out after 25k
+frames, against 94% with ĥ as the residual (same seed and settings, 2026-11-28).
 """
 
 from __future__ import annotations
@@ -112,7 +118,7 @@ class MemoryUpdate(nn.Module):
         selected = cells.gather(1, index)  # [B, k, 1+C, d]
         reads = self.read_cells(h_hat, selected)  # [B, k, S, d]
         delta_z = (weights.view(B, k, 1, 1).to(reads.dtype) * reads).sum(dim=1)  # [B, S, d]
-        z_H = self.norm(z_H + delta_z + self.state_ffn(self.norm(z_H + delta_z)))
+        z_H = self.norm(h_hat + delta_z + self.state_ffn(self.norm(h_hat + delta_z)))
         h_plus = self.combine(z_H, z_L)  # ĥ⁺ = LN(z_H' + z_L)
         C, d = selected.shape[2:]
         keys = h_plus.unsqueeze(1).expand(B, k, *h_plus.shape[1:]).reshape(B * k, -1, d)

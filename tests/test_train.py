@@ -1,0 +1,132 @@
+"""`python -m hrm_rl.train`: a tiny run end to end, resuming it, and the config errors a user sees."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from hrm_rl.agents.ppo import PPOConfig
+from hrm_rl.checkpoint import load_checkpoint
+from hrm_rl.models import HRMConfig
+from hrm_rl.train import crossed
+
+TINY_RUN = [
+    "env=sudoku4x4",
+    "logger=csv",
+    "batch_size=8",
+    "rollout=4",
+    "eval.every=64",
+    "eval.num_puzzles=16",
+    "checkpoint.every=64",
+]
+
+
+def run_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """``python -m hrm_rl.train OVERRIDES`` from ``cwd``, with W&B off."""
+    return subprocess.run(
+        [sys.executable, "-m", "hrm_rl.train", *overrides],
+        cwd=cwd,
+        env={**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def metric_rows(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [(int(r["step"]), float(r["value"])) for r in csv.DictReader(f) if r["key"] == key]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A 96-frame 4x4 run started from an unrelated folder: (run dir, final checkpoint)."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = run_train(cwd, *TINY_RUN, "total_frames=96", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, Path(last_line(result.stdout))
+
+
+@pytest.mark.slow
+def test_a_tiny_run_writes_metrics_curves_and_prints_its_checkpoint_last(tiny_run):
+    run_dir, checkpoint_path = tiny_run
+    assert checkpoint_path.is_absolute() and checkpoint_path.is_file()
+    assert checkpoint_path.parent == run_dir
+    assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")] == [64, 96]
+    assert (run_dir / "learning_curves.png").stat().st_size > 0
+    state = load_checkpoint(checkpoint_path)
+    assert state["frames"] == 96 and state["iteration"] == 3
+    assert {"model", "optimizer", "scheduler", "rng", "curriculum", "config"} <= state.keys()
+    assert "sudoku4x4" not in state["config"] and "box:\n  - 2\n  - 2" in state["config"]
+
+
+@pytest.mark.slow
+def test_resume_continues_the_run_to_the_global_frame_budget(tiny_run, tmp_path):
+    run_dir, checkpoint_path = tiny_run
+    before = load_checkpoint(checkpoint_path)
+    # Only the budget is given: the 4x4 env, batch and model come from the checkpoint.
+    result = run_train(
+        tmp_path,
+        f"resume={checkpoint_path}",
+        "total_frames=160",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed_path = Path(last_line(result.stdout))
+    assert resumed_path == checkpoint_path  # same run dir, same file
+    after = load_checkpoint(resumed_path)
+    assert after["frames"] == 160
+    assert after["iteration"] == before["iteration"] + 2
+    assert not torch.equal(after["rng"]["torch"], before["rng"]["torch"])
+    steps = [step for step, _ in metric_rows(run_dir, "frames")]
+    assert steps == [32, 64, 96, 128, 160]  # appended to the same metrics.csv
+
+
+def test_an_unknown_env_lists_the_valid_choices(tmp_path):
+    result = run_train(tmp_path, "env=nope")
+    assert result.returncode != 0
+    assert "Could not find 'env/nope'" in result.stderr
+    for choice in ("sudoku", "sudoku4x4", "sudoku6x6"):
+        assert choice in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_an_unknown_key_is_an_error(tmp_path):
+    result = run_train(tmp_path, "foo=1")
+    assert result.returncode != 0
+    assert "Key 'foo' is not in struct" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["small", "hrm"])
+def test_the_model_and_agent_groups_fill_every_field_of_their_config(model):
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={model}"])
+    sizes_from_env = {"num_positions", "num_values"}
+    assert set(cfg.model) == {f.name for f in dataclasses.fields(HRMConfig)} - sizes_from_env
+    assert set(cfg.agent) == {f.name for f in dataclasses.fields(PPOConfig)}
+
+
+@pytest.mark.parametrize("env", ["sudoku", "sudoku4x4", "sudoku6x6"])
+def test_every_env_config_names_a_curriculum_mode_as_a_string(env):
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=[f"env={env}"])
+    assert cfg.env.curriculum.mode in ("off", "fixed", "auto")  # YAML reads a bare off as False
+
+
+def test_periodic_events_fire_once_per_multiple_of_their_interval():
+    fired = [frames for frames in range(32, 321, 32) if crossed(frames, 32, 100)]
+    assert fired == [128, 224, 320]
+    assert not any(crossed(frames, 32, 0) for frames in range(32, 321, 32))
