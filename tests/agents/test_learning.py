@@ -1,4 +1,4 @@
-"""Learning claim: PPO with the multicell HRM solves unseen 4×4 Sudoku (fixed seed, fixed budget)."""
+"""Learning claim: PPO with the multicell HRM solves unseen 4×4 Sudoku (fixed seed and budget)."""
 
 from __future__ import annotations
 
