@@ -12,38 +12,39 @@ from hrm_rl.envs.batched import BatchedPuzzleEnv
 
 
 @torch.no_grad()
-def greedy_solve_rate(actor, model, rules: PuzzleRules, puzzles: PuzzleSet, **env_options) -> dict:
-    """Play every puzzle once, greedily (top move, top-k cells); share solved by the rules.
+def greedy_solve_rate(
+    actor: torch.nn.Module,
+    model: torch.nn.Module,
+    rules: PuzzleRules,
+    puzzles: PuzzleSet,
+    device: torch.device | str = "cpu",
+    **env_options,
+) -> dict[str, float]:
+    """Play every puzzle once, greedily (top move, top-k cells): the share solved by the rules.
 
-    All puzzles run side by side in one batched env (no augmentation, in bank order); an
-    episode ends at its first termination, so every puzzle is counted exactly once.
+    All puzzles run side by side in one batched env (slot i plays puzzle i, no augmentation);
+    each counts its first episode only. Only flags are kept, not the rollout, so memory stays
+    small for large sets. ``env_options`` (action mode, rewards) are passed to the env.
     """
     count = len(puzzles)
-    device = next(model.parameters()).device
-    env = TransformedEnv(
-        BatchedPuzzleEnv(
-            rules,
-            puzzles,
-            batch_size=count,
-            device=device,
-            order="sequential",
-            augment=False,
-            **env_options,
-        ),
-        carry_transforms(model, device),
+    base = BatchedPuzzleEnv(
+        rules, puzzles, count, device=device, order="sequential", augment=False, **env_options
     )
-    steps = rules.num_positions + 1  # cell mode: every step fills a position or ends the episode
+    env = TransformedEnv(base, carry_transforms(model, device))
+    # a cell-mode episode fills one blank per step; a grid-mode one ends at max_segments
+    max_steps = rules.num_positions if base.action_mode == "cell" else base.max_segments
+    finished = torch.zeros(count, dtype=torch.bool, device=device)
+    solved = torch.zeros_like(finished)
+    steps = torch.zeros(count, device=device)
+    tensordict = env.reset()
     with set_exploration_type(ExplorationType.DETERMINISTIC):
-        rollout = env.rollout(steps, actor, break_when_all_done=True, break_when_any_done=False)
-    done = rollout["next", "done"].squeeze(-1)  # [count, steps]
-    if not done.any(dim=1).all():
-        raise RuntimeError(f"{int((~done.any(dim=1)).sum())} episodes did not end in {steps} steps")
-    first_done = done.float().argmax(dim=1)
-    rows = torch.arange(count, device=done.device)
-    solved = rollout["next", "solved"].squeeze(-1)[rows, first_done]
-    moves = first_done + 1
-    return {
-        "solve_rate": solved.float().mean().item(),
-        "mean_moves": moves.float().mean().item(),
-        "puzzles": count,
-    }
+        for _ in range(max_steps):
+            tensordict, next_root = env.step_and_maybe_reset(actor(tensordict))
+            done = tensordict["next", "done"].view(-1)
+            steps += (~finished).float()
+            solved |= done & ~finished & tensordict["next", "solved"].view(-1)
+            finished |= done
+            if finished.all():
+                break
+            tensordict = next_root
+    return {"solve_rate": solved.float().mean().item(), "episode_steps": steps.mean().item()}

@@ -47,8 +47,8 @@ class PPOConfig:
     gamma: float = 1.0  # episodes are short and a full solve sums to 1 + bonus
     gae_lambda: float = 0.95
     clip_epsilon: float = 0.2
-    epochs: int = 2
-    minibatch_size: int = 1024
+    epochs: int = 4
+    minibatch_size: int = 512
     critic_coeff: float = 0.5
     entropy_move: float = 0.01
     entropy_cells: float = 0.001

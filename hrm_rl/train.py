@@ -27,9 +27,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torchrl.collectors import Collector
 from torchrl.envs import TransformedEnv
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 from tqdm import tqdm
 
+from hrm_rl.agents.evaluation import greedy_solve_rate
 from hrm_rl.agents.policy import build_actor, carry_transforms
 from hrm_rl.agents.ppo import NonFiniteLossError, PPOAgent, PPOConfig
 from hrm_rl.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -260,38 +260,17 @@ def evaluate(
     device: torch.device,
 ) -> dict[str, float]:
     """Greedy play of every held-out puzzle once: the share solved in its first episode."""
-    base = BatchedPuzzleEnv(
+    result = greedy_solve_rate(
+        actor,
+        model,
         rules,
         puzzles,
-        len(puzzles),
-        device=device,
-        order="sequential",  # slot i plays puzzle i
-        augment=False,
+        device,
         action_mode=env_cfg.action_mode,
         solve_bonus=env_cfg.solve_bonus,
         mistake_reward=env_cfg.mistake_reward,
     )
-    env = TransformedEnv(base, carry_transforms(model, device))
-    # A cell-mode episode fills one blank per step; a grid-mode one ends at max_segments.
-    max_steps = rules.num_positions if env_cfg.action_mode == "cell" else base.max_segments
-    finished = torch.zeros(len(puzzles), dtype=torch.bool, device=device)
-    solved = torch.zeros_like(finished)
-    steps = torch.zeros(len(puzzles), device=device)
-    tensordict = env.reset()
-    with set_exploration_type(ExplorationType.DETERMINISTIC):
-        for _ in range(max_steps):
-            tensordict, next_root = env.step_and_maybe_reset(actor(tensordict))
-            done = tensordict["next", "done"].view(-1)
-            steps += (~finished).float()
-            solved |= done & ~finished & tensordict["next", "solved"].view(-1)
-            finished |= done
-            if finished.all():
-                break
-            tensordict = next_root
-    return {
-        "eval/solve_rate": solved.float().mean().item(),
-        "eval/episode_steps": steps.mean().item(),
-    }
+    return {f"eval/{key}": value for key, value in result.items()}
 
 
 def resumed_config(cfg: DictConfig, checkpoint: dict) -> DictConfig:

@@ -1,4 +1,4 @@
-"""`python -m hrm_rl.train`: a tiny run end to end, resuming it, and the config errors a user sees."""
+"""`python -m hrm_rl.train`: a tiny run end to end, resuming it, and the config errors users see."""
 
 from __future__ import annotations
 
