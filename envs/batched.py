@@ -127,6 +127,42 @@ class BatchedPuzzleEnv(EnvBase):
         self._bank_solutions, self._bank_alive = solutions, alive
         self._next_sequential = 0
 
+    # --- episode state, for checkpoints that resume mid-episode ------------------------------
+
+    _EPISODE_TENSORS = (
+        "board",
+        "givens",
+        "solutions",
+        "alive",
+        "num_blank",
+        "segments",
+        "puzzle_index",
+        "solved",
+        "mask_now",
+    )
+
+    def episode_state(self) -> dict:
+        """The running episodes and the draw position, as plain tensors and ints (CPU)."""
+        state = {
+            name: getattr(self, f"_{name}").detach().cpu().clone() for name in self._EPISODE_TENSORS
+        }
+        state["next_sequential"] = self._next_sequential
+        state["generator"] = self._generator.get_state()
+        return state
+
+    def load_episode_state(self, state: dict) -> None:
+        """Continue the episodes of :meth:`episode_state` (same batch size and bank width)."""
+        for name in self._EPISODE_TENSORS:
+            current = getattr(self, f"_{name}")
+            if tuple(state[name].shape) != tuple(current.shape):
+                raise ValueError(
+                    f"episode state '{name}' has shape {tuple(state[name].shape)}, this env needs "
+                    f"{tuple(current.shape)} (batch size or puzzle size changed?)"
+                )
+            setattr(self, f"_{name}", state[name].to(self.device, current.dtype).clone())
+        self._next_sequential = int(state["next_sequential"])
+        self._generator.set_state(state["generator"])
+
     # --- TorchRL API ------------------------------------------------------------------------
 
     def _set_seed(self, seed: int | None) -> None:

@@ -128,6 +128,15 @@ def train(cfg: DictConfig) -> Path:
         agent.iteration = checkpoint["iteration"]
         frames = checkpoint["frames"]
         restore_rng_state(checkpoint["rng"], {"env": env.base_env._generator})
+        # continue the very episodes the checkpoint saw: env internals and the collector's carrier
+        # (its root tensordict with the carry; torchrl 0.14 keeps it in `Collector._carrier`)
+        env.base_env.load_episode_state(checkpoint["episodes"])
+        collector._carrier.update(
+            {
+                tuple(key.split("/")): value.to(device)
+                for key, value in checkpoint["carrier"].items()
+            }
+        )
         log.info("resumed %s at %d frames, iteration %d", cfg.resume, frames, agent.iteration)
 
     logger = RunLogger(
@@ -159,6 +168,12 @@ def train(cfg: DictConfig) -> Path:
             "iteration": agent.iteration,
             "curriculum": curriculum.state_dict(),
             "config": OmegaConf.to_yaml(cfg, resolve=True),
+            "episodes": env.base_env.episode_state(),
+            "carrier": {
+                "/".join(key) if isinstance(key, tuple) else key: value.detach().cpu()
+                for key, value in collector._carrier.items(include_nested=True, leaves_only=True)
+                if (key[0] if isinstance(key, tuple) else key) != "collector"
+            },
         }
         return save_checkpoint(run_dir / CHECKPOINT_FILE, state).resolve()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,54 @@ def test_periodic_events_fire_once_per_multiple_of_their_interval():
     fired = [frames for frames in range(32, 321, 32) if crossed(frames, 32, 100)]
     assert fired == [128, 224, 320]
     assert not any(crossed(frames, 32, 0) for frames in range(32, 321, 32))
+
+
+@pytest.mark.slow
+def test_sigkill_after_the_first_checkpoint_then_resume_continues_exactly(tmp_path):
+    """A run killed with SIGKILL right after its first checkpoint, then resumed, logs exactly
+    what an uninterrupted run logs: same frames, optimizer steps, batches and losses."""
+    fixed = [*TINY_RUN, "agent.total_iterations=4"]  # the lr schedule must not depend on the budget
+    straight = tmp_path / "straight"
+    assert (
+        run_train(tmp_path, *fixed, "total_frames=128", f"hydra.run.dir={straight}").returncode == 0
+    )
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hrm_rl.train",
+            *fixed,
+            "total_frames=100000",
+            f"hydra.run.dir={killed}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = killed / "checkpoint.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    first = load_checkpoint(checkpoint)
+    assert first["frames"] == 64 and first["iteration"] == 2
+
+    resumed = run_train(tmp_path, f"resume={checkpoint}", "total_frames=128")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    end_straight = load_checkpoint(straight / "checkpoint.pt")
+    end_resumed = load_checkpoint(killed / "checkpoint.pt")
+    assert end_resumed["frames"] == end_straight["frames"] == 128
+    assert end_resumed["iteration"] == end_straight["iteration"] == 4
+    steps = [s["step"] for s in end_straight["optimizer"]["state"].values()]
+    assert [s["step"] for s in end_resumed["optimizer"]["state"].values()] == steps
+    for name, value in end_straight["model"].items():
+        torch.testing.assert_close(end_resumed["model"][name], value, rtol=0, atol=0)
+    # the batches after the checkpoint were the same: same training solve rates and losses
+    for key in ("train/solve_rate", "train/episodes", "ppo/loss_objective"):
+        after = {step: value for step, value in metric_rows(killed, key) if step > 64}
+        assert after == {step: value for step, value in metric_rows(straight, key) if step > 64}
