@@ -1,0 +1,347 @@
+"""Evaluate a checkpoint: ``python -m hrm_rl.evaluate checkpoint=PATH [key=value ...]``.
+
+Keys: ``checkpoint`` (required), ``data`` (a puzzle file or HRM dataset folder; default: the
+checkpoint env's held-out split, as in training), ``num_puzzles`` (held-out split size, 500),
+``attempts`` (K attempts per puzzle for pass@K, 8), ``seed`` (of the sampled attempts, 0),
+``device`` (``auto``, ``cpu``, ``cuda``), ``out`` (the JSON path; default
+``<checkpoint dir>/eval_<data stem or heldout>.json``).
+
+Every puzzle is played once greedily (pass@1) and ``attempts - 1`` more times with sampled moves
+and cells (pass@K: solved by any of the K attempts, the greedy one included, so pass@K >= pass@1);
+the env's rules judge ``solved``. The metrics go to a JSON file, a Markdown report (printed to
+stdout) and a PNG beside it; the last line of stdout is the JSON path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+from torchrl.envs import TransformedEnv
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from hrm_rl.agents.policy import build_actor, carry_transforms
+from hrm_rl.checkpoint import CheckpointError, load_checkpoint
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.envs.batched import BatchedPuzzleEnv
+from hrm_rl.envs.registration import make_rules
+from hrm_rl.models import HRM, HRMConfig
+from hrm_rl.train import HELD_OUT_SEED
+
+log = logging.getLogger("hrm_rl.evaluate")
+
+DEFAULTS: dict[str, str | None] = {
+    "checkpoint": None,
+    "data": None,
+    "num_puzzles": "500",
+    "attempts": "8",
+    "seed": "0",
+    "device": "auto",
+    "out": None,
+}
+
+
+@dataclass
+class Episodes:
+    """The first episode of every puzzle under one policy: per-puzzle flags, moves, final board."""
+
+    solved: np.ndarray  # bool [P]
+    moves: np.ndarray  # int64 [P]: env steps of the episode
+    mistake: np.ndarray  # bool [P]: the episode ended unsolved
+    final_board: np.ndarray  # int64 [P, L]: the board when the episode ended
+    cell_counts: np.ndarray | None  # int64 [num_cells]: chosen-cell counts (multicell only)
+    seconds: float
+
+
+def parse_arguments(argv: list[str]) -> dict[str, str | None]:
+    """``key=value`` arguments over :data:`DEFAULTS`; an unknown or malformed one is an error."""
+    options = dict(DEFAULTS)
+    for argument in argv:
+        key, sep, value = argument.partition("=")
+        if not sep or key not in DEFAULTS:
+            raise ValueError(
+                f"unknown argument {argument!r}; valid keys: {', '.join(DEFAULTS)} "
+                "(as key=value, e.g. checkpoint=outputs/run/checkpoint.pt)"
+            )
+        options[key] = value
+    if not options["checkpoint"]:
+        raise ValueError("checkpoint=PATH is required (the checkpoint.pt of a training run)")
+    for key in ("num_puzzles", "attempts", "seed"):
+        try:
+            number = int(options[key])
+        except ValueError:
+            raise ValueError(f"{key} must be an integer, got {options[key]!r}") from None
+        if number < (0 if key == "seed" else 1):
+            raise ValueError(f"{key} must be at least {0 if key == 'seed' else 1}, got {number}")
+    return options
+
+
+def load_policy(
+    path: str | Path, device: torch.device
+) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module]:
+    """Config, rules, model (EMA weights when the run kept them) and greedy-capable actor."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"{path}: no such checkpoint file; pass checkpoint=PATH to the checkpoint.pt a "
+            "training run wrote (its path is the last line python -m hrm_rl.train prints)"
+        )
+    checkpoint = load_checkpoint(path, map_location=device)
+    if "config" not in checkpoint or "model" not in checkpoint:
+        raise CheckpointError(f"{path}: no 'config' or 'model' entry; not a training checkpoint")
+    cfg = OmegaConf.create(checkpoint["config"])
+    rules = make_rules(cfg.env.family, cfg.env.box)
+    model_options = OmegaConf.to_container(cfg.model, resolve=True)
+    model = HRM(
+        HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **model_options)
+    ).to(device)
+    weights = checkpoint.get("ema") or checkpoint["model"]
+    model.load_state_dict(weights)
+    model.eval()
+    actor, _ = build_actor(model)
+    return cfg, rules, model, actor
+
+
+@torch.no_grad()
+def play(
+    actor: torch.nn.Module,
+    model: HRM,
+    rules: PuzzleRules,
+    puzzles: PuzzleSet,
+    env_cfg: DictConfig,
+    device: torch.device,
+    exploration: ExplorationType,
+) -> Episodes:
+    """Play every puzzle's first episode side by side (slot i plays puzzle i, no augmentation)."""
+    count = len(puzzles)
+    base = BatchedPuzzleEnv(
+        rules,
+        puzzles,
+        count,
+        device=device,
+        order="sequential",
+        augment=False,
+        action_mode=env_cfg.action_mode,
+        solve_bonus=env_cfg.solve_bonus,
+        mistake_reward=env_cfg.mistake_reward,
+    )
+    env = TransformedEnv(base, carry_transforms(model, device))
+    max_steps = rules.num_positions if base.action_mode == "cell" else base.max_segments
+    multicell = model.config.selections_per_cycle > 0
+    cell_counts = torch.zeros(model.config.num_cells, dtype=torch.int64, device=device)
+    finished = torch.zeros(count, dtype=torch.bool, device=device)
+    solved = torch.zeros_like(finished)
+    moves = torch.zeros(count, dtype=torch.int64, device=device)
+    start = time.perf_counter()
+    tensordict = env.reset()
+    final_board = tensordict["board"].clone()  # [P, L]
+    with set_exploration_type(exploration):
+        for _ in range(max_steps):
+            tensordict = actor(tensordict)
+            playing = ~finished
+            if multicell:
+                chosen = tensordict["cells"][playing].long()  # [P', N, k]
+                cell_counts += torch.bincount(chosen.flatten(), minlength=cell_counts.numel())
+            tensordict, next_root = env.step_and_maybe_reset(tensordict)
+            done = tensordict["next", "done"].view(-1)
+            ending = done & playing
+            moves += playing.long()
+            solved |= ending & tensordict["next", "solved"].view(-1)
+            final_board[playing] = tensordict["next", "board"][playing]  # before any reset
+            finished |= done
+            if finished.all():
+                break
+            tensordict = next_root
+    seconds = time.perf_counter() - start
+    return Episodes(
+        solved=solved.cpu().numpy(),
+        moves=moves.cpu().numpy(),
+        mistake=(finished & ~solved).cpu().numpy(),
+        final_board=final_board.cpu().numpy(),
+        cell_counts=cell_counts.cpu().numpy() if multicell else None,
+        seconds=seconds,
+    )
+
+
+def evaluate(
+    actor: torch.nn.Module,
+    model: HRM,
+    rules: PuzzleRules,
+    puzzles: PuzzleSet,
+    env_cfg: DictConfig,
+    device: torch.device,
+    attempts: int,
+    seed: int,
+) -> dict:
+    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by-givens, cell usage."""
+    greedy = play(actor, model, rules, puzzles, env_cfg, device, ExplorationType.DETERMINISTIC)
+    torch.manual_seed(seed)
+    any_solved = greedy.solved.copy()  # attempt 1 is the greedy one, so pass@K >= pass@1
+    for _ in range(attempts - 1):
+        sampled = play(actor, model, rules, puzzles, env_cfg, device, ExplorationType.RANDOM)
+        any_solved |= sampled.solved
+
+    with_answer = puzzles.has_answer
+    matches = (greedy.final_board == puzzles.solutions[:, 0]).all(axis=1)
+    givens = (puzzles.boards != 0).sum(axis=1)
+    by_givens = [
+        {
+            "givens": int(g),
+            "puzzles": int((givens == g).sum()),
+            "pass@1": float(greedy.solved[givens == g].mean()),
+            f"pass@{attempts}": float(any_solved[givens == g].mean()),
+        }
+        for g in np.unique(givens)
+    ]
+    cell_usage = None
+    if greedy.cell_counts is not None:
+        total = max(int(greedy.cell_counts.sum()), 1)
+        cell_usage = {
+            "counts": greedy.cell_counts.tolist(),
+            "shares": (greedy.cell_counts / total).tolist(),
+        }
+    return {
+        "puzzles": len(puzzles),
+        "attempts": attempts,
+        "seed": seed,
+        "pass@1": float(greedy.solved.mean()),
+        f"pass@{attempts}": float(any_solved.mean()),
+        "exact_match": float(matches[with_answer].mean()) if with_answer.any() else None,
+        "puzzles_with_answer": int(with_answer.sum()),
+        "mean_moves": float(greedy.moves.mean()),
+        "mistakes": float(greedy.mistake.mean()),
+        "by_givens": by_givens,
+        "cell_usage": cell_usage,
+        "puzzles_per_second": len(puzzles) / max(greedy.seconds, 1e-9),
+    }
+
+
+def markdown_report(metrics: dict) -> str:
+    """The metrics as Markdown tables: summary, by givens, cell usage (multicell only)."""
+    k = metrics["attempts"]
+    exact = metrics["exact_match"]
+    lines = [
+        f"# Evaluation of `{metrics['checkpoint']}`",
+        "",
+        f"Puzzles: {metrics['data']} ({metrics['puzzles']}); {metrics['env']}",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| pass@1 (greedy) | {metrics['pass@1']:.3f} |",
+        f"| pass@{k} (greedy + {k - 1} sampled, seed {metrics['seed']}) "
+        f"| {metrics[f'pass@{k}']:.3f} |",
+        "| exact match (greedy, "
+        f"{metrics['puzzles_with_answer']} with answer) | "
+        f"{'n/a' if exact is None else f'{exact:.3f}'} |",
+        f"| mean moves | {metrics['mean_moves']:.2f} |",
+        f"| mistakes (greedy, ended unsolved) | {metrics['mistakes']:.3f} |",
+        f"| puzzles/s (greedy) | {metrics['puzzles_per_second']:.1f} |",
+        "",
+        "## By number of givens",
+        "",
+        f"| givens | puzzles | pass@1 | pass@{k} |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in metrics["by_givens"]:
+        lines.append(
+            f"| {row['givens']} | {row['puzzles']} | {row['pass@1']:.3f} | {row[f'pass@{k}']:.3f} |"
+        )
+    if metrics["cell_usage"] is not None:
+        lines += [
+            "",
+            "## Memory-cell usage (greedy)",
+            "",
+            "| cell | count | share |",
+            "|---:|---:|---:|",
+        ]
+        usage = metrics["cell_usage"]
+        for cell, (count, share) in enumerate(zip(usage["counts"], usage["shares"], strict=True)):
+            lines.append(f"| {cell} | {count} | {share:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(metrics: dict, path: Path) -> None:
+    """pass@1 by givens as bars and, for a multicell model, the cell-usage histogram."""
+    panels = 1 if metrics["cell_usage"] is None else 2
+    figure = Figure(figsize=(5 * panels, 3.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    by_givens = figure.add_subplot(1, panels, 1)
+    rows = metrics["by_givens"]
+    by_givens.bar([str(row["givens"]) for row in rows], [row["pass@1"] for row in rows])
+    by_givens.set(xlabel="givens", ylabel="pass@1", ylim=(0, 1), title="greedy solve rate")
+    if panels == 2:
+        usage = figure.add_subplot(1, 2, 2)
+        counts = metrics["cell_usage"]["counts"]
+        usage.bar([str(cell) for cell in range(len(counts))], counts)
+        usage.set(xlabel="memory cell", ylabel="times chosen", title="cell usage (greedy)")
+    figure.savefig(path, dpi=100)
+
+
+def run(options: dict[str, str | None]) -> Path:
+    """Evaluate as ``options`` (from :func:`parse_arguments`) say; returns the JSON path."""
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if options["device"] == "auto"
+        else options["device"]
+    )
+    checkpoint = Path(options["checkpoint"])
+    cfg, rules, model, actor = load_policy(checkpoint, device)
+    if options["data"]:
+        puzzles = rules.read(options["data"])
+        stem = Path(options["data"]).stem
+    else:
+        givens = None if cfg.env.givens is None else tuple(cfg.env.givens)
+        puzzles = rules.generate(
+            np.random.default_rng(HELD_OUT_SEED),
+            int(options["num_puzzles"]),
+            givens=givens,
+            held_out=True,
+        )
+        stem = "heldout"
+    metrics = evaluate(
+        actor,
+        model,
+        rules,
+        puzzles,
+        cfg.env,
+        device,
+        attempts=int(options["attempts"]),
+        seed=int(options["seed"]),
+    )
+    metrics = {
+        "checkpoint": str(checkpoint.resolve()),
+        "data": str(Path(options["data"]).resolve()) if options["data"] else "held-out split",
+        "env": repr(rules),
+        **metrics,
+    }
+    json_path = Path(options["out"]) if options["out"] else checkpoint.parent / f"eval_{stem}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    report = markdown_report(metrics)
+    json_path.with_suffix(".md").write_text(report)
+    plot_report(metrics, json_path.with_suffix(".png"))
+    print(report)
+    return json_path.resolve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point; a bad argument or file is a one-line error (exit code 2)."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        path = run(parse_arguments(sys.argv[1:] if argv is None else argv))
+    except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
+        print(f"hrm_rl.evaluate: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""``python -m hrm_rl.evaluate`` on a tiny 4x4 checkpoint: metrics, reports and CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hrm_rl.envs.sudoku.generator import generate
+from hrm_rl.envs.sudoku.readers import write_puzzles
+
+NUM_CELLS = 4  # model.num_cells of the default model config
+
+
+def run_module(module: str, *arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m module arguments`` with wandb off; output captured as text."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32-frame 4x4 training run's checkpoint.pt."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    result = run_module(
+        "hrm_rl.train",
+        "env=sudoku4x4",
+        "logger=none",
+        "batch_size=8",
+        "rollout=4",
+        "total_frames=32",
+        "eval.every=32",
+        "eval.num_puzzles=8",
+        "checkpoint.every=32",
+        f"hydra.run.dir={folder / 'run'}",
+        cwd=folder,
+    )
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip().splitlines()[-1])
+    assert path.is_file()
+    return path
+
+
+def test_held_out_split_metrics_and_reports(checkpoint: Path) -> None:
+    result = run_module(
+        "hrm_rl.evaluate",
+        f"checkpoint={checkpoint}",
+        "num_puzzles=16",
+        "attempts=3",
+        cwd=checkpoint.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    json_path = Path(result.stdout.strip().splitlines()[-1])
+    assert json_path == checkpoint.parent / "eval_heldout.json"
+    metrics = json.loads(json_path.read_text())
+    assert 0.0 <= metrics["pass@1"] <= metrics["pass@3"] <= 1.0
+    assert sum(row["puzzles"] for row in metrics["by_givens"]) == 16
+    assert len(metrics["cell_usage"]["counts"]) == NUM_CELLS
+    assert sum(metrics["cell_usage"]["counts"]) > 0
+    assert 0.0 <= metrics["mistakes"] <= 1.0 and metrics["mean_moves"] >= 1.0
+    report = json_path.with_suffix(".md").read_text()
+    assert "| pass@1 (greedy) |" in report and report in result.stdout
+    assert json_path.with_suffix(".png").stat().st_size > 0
+
+
+def test_puzzle_file_gives_exact_match(checkpoint: Path, tmp_path: Path) -> None:
+    data = tmp_path / "small4x4.txt"
+    write_puzzles(data, generate(np.random.default_rng(0), 6, box=(2, 2)))
+    out = tmp_path / "reports" / "small.json"
+    result = run_module(
+        "hrm_rl.evaluate",
+        f"checkpoint={checkpoint}",
+        f"data={data}",
+        "attempts=2",
+        f"out={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip().splitlines()[-1]) == out.resolve()
+    metrics = json.loads(out.read_text())
+    assert metrics["puzzles"] == 6 and metrics["puzzles_with_answer"] == 6
+    assert 0.0 <= metrics["exact_match"] <= 1.0
+    assert out.with_suffix(".md").is_file() and out.with_suffix(".png").is_file()
+
+
+def test_unknown_key_lists_the_valid_keys(checkpoint: Path) -> None:
+    result = run_module(
+        "hrm_rl.evaluate", f"checkpoint={checkpoint}", "puzzles=3", cwd=checkpoint.parent
+    )
+    assert result.returncode != 0
+    assert "'puzzles=3'" in result.stderr
+    for key in ("checkpoint", "data", "attempts", "num_puzzles", "out"):
+        assert key in result.stderr
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "checkpoint.pt"
+    result = run_module("hrm_rl.evaluate", f"checkpoint={missing}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert str(missing) in result.stderr and "no such checkpoint file" in result.stderr
+    assert "Traceback" not in result.stderr
