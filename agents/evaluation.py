@@ -1,7 +1,11 @@
-"""Greedy evaluation of a policy on a fixed set of puzzles, judged by the rules."""
+"""Playing a fixed set of puzzles once each with a policy, judged by the rules."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torchrl.envs import TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
@@ -11,20 +15,32 @@ from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 
 
+@dataclass
+class Episodes:
+    """The first episode of every puzzle under one policy: per-puzzle flags, moves, final board."""
+
+    solved: np.ndarray  # bool [P]
+    moves: np.ndarray  # int64 [P]: env steps of the episode
+    mistake: np.ndarray  # bool [P]: the episode ended unsolved
+    final_board: np.ndarray  # int64 [P, L]: the board when the episode ended
+    cell_counts: np.ndarray | None  # int64 [num_cells]: chosen-cell counts (multicell only)
+    seconds: float
+
+
 @torch.no_grad()
-def greedy_solve_rate(
+def play_first_episodes(
     actor: torch.nn.Module,
     model: torch.nn.Module,
     rules: PuzzleRules,
     puzzles: PuzzleSet,
     device: torch.device | str = "cpu",
+    exploration: ExplorationType = ExplorationType.DETERMINISTIC,
     **env_options,
-) -> dict[str, float]:
-    """Play every puzzle once, greedily (top move, top-k cells): the share solved by the rules.
+) -> Episodes:
+    """Play every puzzle's first episode side by side (slot i plays puzzle i, no augmentation).
 
-    All puzzles run side by side in one batched env (slot i plays puzzle i, no augmentation);
-    each counts its first episode only. Only flags are kept, not the rollout, so memory stays
-    small for large sets. ``env_options`` (action mode, rewards) are passed to the env.
+    Only per-puzzle flags are kept, not the rollout, so memory stays small for large sets.
+    ``env_options`` (action mode, rewards) are passed to the env.
     """
     count = len(puzzles)
     base = BatchedPuzzleEnv(
@@ -33,18 +49,51 @@ def greedy_solve_rate(
     env = TransformedEnv(base, carry_transforms(model, device))
     # a cell-mode episode fills one blank per step; a grid-mode one ends at max_segments
     max_steps = rules.num_positions if base.action_mode == "cell" else base.max_segments
+    multicell = model.config.selections_per_cycle > 0
+    cell_counts = torch.zeros(model.config.num_cells, dtype=torch.int64, device=device)
     finished = torch.zeros(count, dtype=torch.bool, device=device)
     solved = torch.zeros_like(finished)
-    steps = torch.zeros(count, device=device)
+    moves = torch.zeros(count, dtype=torch.int64, device=device)
+    start = time.perf_counter()
     tensordict = env.reset()
-    with set_exploration_type(ExplorationType.DETERMINISTIC):
+    final_board = tensordict["board"].clone()  # [P, L]
+    with set_exploration_type(exploration):
         for _ in range(max_steps):
-            tensordict, next_root = env.step_and_maybe_reset(actor(tensordict))
+            tensordict = actor(tensordict)
+            playing = ~finished
+            if multicell:
+                chosen = tensordict["cells"][playing].long()  # [P', N, k]
+                cell_counts += torch.bincount(chosen.flatten(), minlength=cell_counts.numel())
+            tensordict, next_root = env.step_and_maybe_reset(tensordict)
             done = tensordict["next", "done"].view(-1)
-            steps += (~finished).float()
-            solved |= done & ~finished & tensordict["next", "solved"].view(-1)
+            moves += playing.long()
+            solved |= done & playing & tensordict["next", "solved"].view(-1)
+            final_board[playing] = tensordict["next", "board"][playing]  # before any reset
             finished |= done
             if finished.all():
                 break
             tensordict = next_root
-    return {"solve_rate": solved.float().mean().item(), "episode_steps": steps.mean().item()}
+    return Episodes(
+        solved=solved.cpu().numpy(),
+        moves=moves.cpu().numpy(),
+        mistake=(finished & ~solved).cpu().numpy(),
+        final_board=final_board.cpu().numpy(),
+        cell_counts=cell_counts.cpu().numpy() if multicell else None,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def greedy_solve_rate(
+    actor: torch.nn.Module,
+    model: torch.nn.Module,
+    rules: PuzzleRules,
+    puzzles: PuzzleSet,
+    device: torch.device | str = "cpu",
+    **env_options,
+) -> dict[str, float]:
+    """Greedy play (top move, top-k cells) of every puzzle once: the share solved, mean steps."""
+    episodes = play_first_episodes(actor, model, rules, puzzles, device, **env_options)
+    return {
+        "solve_rate": float(episodes.solved.mean()),
+        "episode_steps": float(episodes.moves.mean()),
+    }

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +24,15 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
-from torchrl.envs import TransformedEnv
-from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.envs.utils import ExplorationType
 
-from hrm_rl.agents.policy import build_actor, carry_transforms
+from hrm_rl.agents.evaluation import play_first_episodes
+from hrm_rl.agents.policy import build_actor
 from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.registration import make_rules
-from hrm_rl.models import HRM, HRMConfig
-from hrm_rl.train import HELD_OUT_SEED
+from hrm_rl.models import HRM
+from hrm_rl.train import build_model, env_options, held_out_puzzles
 
 log = logging.getLogger("hrm_rl.evaluate")
 
@@ -48,18 +45,6 @@ DEFAULTS: dict[str, str | None] = {
     "device": "auto",
     "out": None,
 }
-
-
-@dataclass
-class Episodes:
-    """The first episode of every puzzle under one policy: per-puzzle flags, moves, final board."""
-
-    solved: np.ndarray  # bool [P]
-    moves: np.ndarray  # int64 [P]: env steps of the episode
-    mistake: np.ndarray  # bool [P]: the episode ended unsolved
-    final_board: np.ndarray  # int64 [P, L]: the board when the episode ended
-    cell_counts: np.ndarray | None  # int64 [num_cells]: chosen-cell counts (multicell only)
-    seconds: float
 
 
 def parse_arguments(argv: list[str]) -> dict[str, str | None]:
@@ -99,76 +84,12 @@ def load_policy(
         raise CheckpointError(f"{path}: no 'config' or 'model' entry; not a training checkpoint")
     cfg = OmegaConf.create(checkpoint["config"])
     rules = make_rules(cfg.env.family, cfg.env.box)
-    model_options = OmegaConf.to_container(cfg.model, resolve=True)
-    model = HRM(
-        HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **model_options)
-    ).to(device)
+    model = build_model(rules, cfg.model, device)
     weights = checkpoint.get("ema") or checkpoint["model"]
     model.load_state_dict(weights)
     model.eval()
     actor, _ = build_actor(model)
     return cfg, rules, model, actor
-
-
-@torch.no_grad()
-def play(
-    actor: torch.nn.Module,
-    model: HRM,
-    rules: PuzzleRules,
-    puzzles: PuzzleSet,
-    env_cfg: DictConfig,
-    device: torch.device,
-    exploration: ExplorationType,
-) -> Episodes:
-    """Play every puzzle's first episode side by side (slot i plays puzzle i, no augmentation)."""
-    count = len(puzzles)
-    base = BatchedPuzzleEnv(
-        rules,
-        puzzles,
-        count,
-        device=device,
-        order="sequential",
-        augment=False,
-        action_mode=env_cfg.action_mode,
-        solve_bonus=env_cfg.solve_bonus,
-        mistake_reward=env_cfg.mistake_reward,
-    )
-    env = TransformedEnv(base, carry_transforms(model, device))
-    max_steps = rules.num_positions if base.action_mode == "cell" else base.max_segments
-    multicell = model.config.selections_per_cycle > 0
-    cell_counts = torch.zeros(model.config.num_cells, dtype=torch.int64, device=device)
-    finished = torch.zeros(count, dtype=torch.bool, device=device)
-    solved = torch.zeros_like(finished)
-    moves = torch.zeros(count, dtype=torch.int64, device=device)
-    start = time.perf_counter()
-    tensordict = env.reset()
-    final_board = tensordict["board"].clone()  # [P, L]
-    with set_exploration_type(exploration):
-        for _ in range(max_steps):
-            tensordict = actor(tensordict)
-            playing = ~finished
-            if multicell:
-                chosen = tensordict["cells"][playing].long()  # [P', N, k]
-                cell_counts += torch.bincount(chosen.flatten(), minlength=cell_counts.numel())
-            tensordict, next_root = env.step_and_maybe_reset(tensordict)
-            done = tensordict["next", "done"].view(-1)
-            ending = done & playing
-            moves += playing.long()
-            solved |= ending & tensordict["next", "solved"].view(-1)
-            final_board[playing] = tensordict["next", "board"][playing]  # before any reset
-            finished |= done
-            if finished.all():
-                break
-            tensordict = next_root
-    seconds = time.perf_counter() - start
-    return Episodes(
-        solved=solved.cpu().numpy(),
-        moves=moves.cpu().numpy(),
-        mistake=(finished & ~solved).cpu().numpy(),
-        final_board=final_board.cpu().numpy(),
-        cell_counts=cell_counts.cpu().numpy() if multicell else None,
-        seconds=seconds,
-    )
 
 
 def evaluate(
@@ -182,11 +103,14 @@ def evaluate(
     seed: int,
 ) -> dict:
     """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by-givens, cell usage."""
-    greedy = play(actor, model, rules, puzzles, env_cfg, device, ExplorationType.DETERMINISTIC)
+    options = env_options(env_cfg)
+    greedy = play_first_episodes(actor, model, rules, puzzles, device, **options)
     torch.manual_seed(seed)
     any_solved = greedy.solved.copy()  # attempt 1 is the greedy one, so pass@K >= pass@1
     for _ in range(attempts - 1):
-        sampled = play(actor, model, rules, puzzles, env_cfg, device, ExplorationType.RANDOM)
+        sampled = play_first_episodes(
+            actor, model, rules, puzzles, device, ExplorationType.RANDOM, **options
+        )
         any_solved |= sampled.solved
 
     with_answer = puzzles.has_answer
@@ -298,13 +222,7 @@ def run(options: dict[str, str | None]) -> Path:
         puzzles = rules.read(options["data"])
         stem = Path(options["data"]).stem
     else:
-        givens = None if cfg.env.givens is None else tuple(cfg.env.givens)
-        puzzles = rules.generate(
-            np.random.default_rng(HELD_OUT_SEED),
-            int(options["num_puzzles"]),
-            givens=givens,
-            held_out=True,
-        )
+        puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
         stem = "heldout"
     metrics = evaluate(
         actor,

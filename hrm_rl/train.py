@@ -77,16 +77,10 @@ def train(cfg: DictConfig) -> Path:
     curriculum = make_curriculum(rules, cfg.env, cfg.seed)
     if checkpoint is not None:
         curriculum.load_state_dict(checkpoint["curriculum"])
-    givens = None if cfg.env.givens is None else tuple(cfg.env.givens)
-    held_out = rules.generate(
-        np.random.default_rng(HELD_OUT_SEED), cfg.eval.num_puzzles, givens=givens, held_out=True
-    )
+    held_out = held_out_puzzles(rules, cfg.env, cfg.eval.num_puzzles)
 
     # --- model, agent, env, collector -----------------------------------------------------------
-    model_options = OmegaConf.to_container(cfg.model, resolve=True)
-    model = HRM(
-        HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **model_options)
-    ).to(device)
+    model = build_model(rules, cfg.model, device)
     frames_per_batch = cfg.batch_size * cfg.rollout
     agent_options = OmegaConf.to_container(cfg.agent, resolve=True)
     agent_options["betas"] = tuple(agent_options["betas"])
@@ -101,9 +95,7 @@ def train(cfg: DictConfig) -> Path:
             device=device,
             seed=cfg.seed,
             augment=cfg.env.augment,
-            action_mode=cfg.env.action_mode,
-            solve_bonus=cfg.env.solve_bonus,
-            mistake_reward=cfg.env.mistake_reward,
+            **env_options(cfg.env),
         ),
         carry_transforms(model, device),
     )
@@ -265,7 +257,6 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
     )
 
 
-@torch.no_grad()
 def evaluate(
     actor: torch.nn.Module,
     model: HRM,
@@ -275,17 +266,30 @@ def evaluate(
     device: torch.device,
 ) -> dict[str, float]:
     """Greedy play of every held-out puzzle once: the share solved in its first episode."""
-    result = greedy_solve_rate(
-        actor,
-        model,
-        rules,
-        puzzles,
-        device,
-        action_mode=env_cfg.action_mode,
-        solve_bonus=env_cfg.solve_bonus,
-        mistake_reward=env_cfg.mistake_reward,
-    )
+    result = greedy_solve_rate(actor, model, rules, puzzles, device, **env_options(env_cfg))
     return {f"eval/{key}": value for key, value in result.items()}
+
+
+def env_options(env_cfg: DictConfig) -> dict:
+    """The env config's action mode and rewards, as ``BatchedPuzzleEnv`` keyword arguments."""
+    return {
+        "action_mode": env_cfg.action_mode,
+        "solve_bonus": env_cfg.solve_bonus,
+        "mistake_reward": env_cfg.mistake_reward,
+    }
+
+
+def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device) -> HRM:
+    """The HRM the ``model`` config describes, sized for the rules' board."""
+    options = OmegaConf.to_container(model_cfg, resolve=True)
+    config = HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **options)
+    return HRM(config).to(device)
+
+
+def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> PuzzleSet:
+    """The held-out split: seed-independent, at the env's difficulty (``givens`` or default)."""
+    givens = None if env_cfg.givens is None else tuple(env_cfg.givens)
+    return rules.generate(np.random.default_rng(HELD_OUT_SEED), count, givens=givens, held_out=True)
 
 
 def resumed_config(cfg: DictConfig, checkpoint: dict) -> DictConfig:
