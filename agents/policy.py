@@ -37,6 +37,7 @@ from hrm_rl.models.selection import TopKSelection
 __all__ = ["ChosenCells", "PolicyModule", "build_actor", "carry_transforms", "replay_mode"]
 
 CARRY_KEYS = ("z_H", "z_L", "memory")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 class ChosenCells(Distribution):
@@ -81,9 +82,12 @@ class PolicyModule(TensorDictModuleBase):
     ``cells`` action is forced; otherwise cells are drawn (top-k under deterministic exploration).
     """
 
-    def __init__(self, model: HRM) -> None:
+    def __init__(self, model: HRM, precision: str = "auto") -> None:
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model = model
+        self.precision = precision
         self.with_cells = model.config.selections_per_cycle > 0
         self.carry_keys = list(CARRY_KEYS if model.has_memory else CARRY_KEYS[:2])
         self.in_keys = ["board", "action_mask", "is_init", *self.carry_keys]
@@ -112,31 +116,43 @@ class PolicyModule(TensorDictModuleBase):
         forced = tensordict.get("cells", None) if replay and self.with_cells else None
         if replay and self.with_cells and forced is None:
             raise KeyError("replay needs the stored 'cells' action in the tensordict")
-        out = model(
-            board,
-            carry,
-            mask.view(B, -1, model.config.num_values) if model.config.candidates else None,
-            selections=forced,
-            deterministic=exploration_type() == ExplorationType.DETERMINISTIC,
-        )
+        with torch.autocast(board.device.type, torch.bfloat16, enabled=self.uses_bf16(board)):
+            out = model(
+                board,
+                carry,
+                mask.view(B, -1, model.config.num_values) if model.config.candidates else None,
+                selections=forced,
+                deterministic=exploration_type() == ExplorationType.DETERMINISTIC,
+            )
         self.last_output = out
-        tensordict.set(("params", "action", "logits"), out.move_logits)
+        # distributions, values and the stored carry stay in float32 under autocast
+        tensordict.set(("params", "action", "logits"), out.move_logits.float())
         tensordict.set(("params", "action", "mask"), mask)
-        tensordict.set("value_pred", out.value.unsqueeze(-1))
+        tensordict.set("value_pred", out.value.float().unsqueeze(-1))
         if self.with_cells:
-            tensordict.set(("params", "cells", "scores"), out.selection_scores)
+            tensordict.set(("params", "cells", "scores"), out.selection_scores.float())
             tensordict.set(("params", "cells", "chosen"), out.selections)
         for key in self.carry_keys:
-            tensordict.set(("next", key), out.carry[_MODEL_KEY[key]])
+            tensordict.set(("next", key), out.carry[_MODEL_KEY[key]].float())
         return tensordict
+
+    def uses_bf16(self, board: torch.Tensor) -> bool:
+        """``auto``: bf16 autocast on CUDA only; ``bf16``: on any device; ``fp32``: never."""
+        if self.precision == "auto":
+            return board.device.type == "cuda"
+        return self.precision == "bf16"
 
 
 _MODEL_KEY = {"z_H": "z_H", "z_L": "z_L", "memory": "cells"}  # tensordict key -> model key
 
 
-def build_actor(model: HRM) -> tuple[ProbabilisticActor, PolicyModule]:
-    """The probabilistic actor over ``{action, cells}`` (or ``action`` alone without a policy)."""
-    module = PolicyModule(model)
+def build_actor(model: HRM, precision: str = "auto") -> tuple[ProbabilisticActor, PolicyModule]:
+    """The probabilistic actor over ``{action, cells}`` (or ``action`` alone without a policy).
+
+    ``precision``: ``auto`` runs the backbone under bf16 autocast on CUDA and in float32 on the
+    CPU; ``bf16`` and ``fp32`` force one. Logits, values and the carry come out in float32.
+    """
+    module = PolicyModule(model, precision)
     if not module.with_cells:
         actor = ProbabilisticActor(
             module,

@@ -58,6 +58,7 @@ class PPOConfig:
         default_factory=lambda: {"diverse": 0.0, "balance": 0.01, "selfsup": 0.0}
     )
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
 
 
 class ValueFromActor(TensorDictModuleBase):
@@ -81,7 +82,7 @@ class PPOAgent(nn.Module):
         super().__init__()
         self.model = model
         self.config = config
-        self.actor, self.policy = build_actor(model)
+        self.actor, self.policy = build_actor(model, config.precision)
         self.value_module = _StateValueModule(self.policy)
         entropy: float | dict[str, float] = config.entropy_move
         if model.config.selections_per_cycle:

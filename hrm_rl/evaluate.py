@@ -88,7 +88,7 @@ def load_policy(
     weights = checkpoint.get("ema") or checkpoint["model"]
     model.load_state_dict(weights)
     model.eval()
-    actor, _ = build_actor(model)
+    actor, _ = build_actor(model, OmegaConf.select(cfg, "agent.precision", default="auto"))
     return cfg, rules, model, actor
 
 

@@ -44,6 +44,8 @@ log = logging.getLogger("hrm_rl.train")
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVES_FILE = "learning_curves.png"
+# time_budget.clock: elapsed time, or this process's CPU time (all threads together)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 # The held-out bank does not depend on `seed`, so that runs of different seeds compare.
 HELD_OUT_SEED = 20_240_917
 CURVE_KEYS = [
@@ -58,6 +60,7 @@ CURVE_KEYS = [
 
 def train(cfg: DictConfig) -> Path:
     """Run (or resume) one training run as ``cfg`` says; returns the final checkpoint's path."""
+    clock_starts = {name: clock() for name, clock in CLOCKS.items()}  # the budget counts setup too
     checkpoint = None
     if cfg.resume is not None:
         checkpoint = load_checkpoint(cfg.resume)
@@ -65,6 +68,11 @@ def train(cfg: DictConfig) -> Path:
         run_dir = Path(cfg.resume).resolve().parent  # continue in the run's own folder
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    if cfg.time_budget.clock not in CLOCKS:
+        raise ValueError(
+            f"time_budget.clock must be one of {sorted(CLOCKS)}, got {cfg.time_budget.clock!r}"
+        )
+    clock, clock_start = CLOCKS[cfg.time_budget.clock], clock_starts[cfg.time_budget.clock]
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     )
@@ -101,7 +109,9 @@ def train(cfg: DictConfig) -> Path:
     )
     # Greedy evaluation plays the EMA weights when the agent keeps them.
     eval_model = agent.model if agent.ema is None else agent.ema
-    eval_actor = agent.actor if agent.ema is None else build_actor(agent.ema)[0]
+    eval_actor = (
+        agent.actor if agent.ema is None else build_actor(agent.ema, agent.config.precision)[0]
+    )
     collector = Collector(
         env,
         agent.actor,
@@ -110,7 +120,7 @@ def train(cfg: DictConfig) -> Path:
         auto_register_policy_transforms=False,
     )
 
-    frames = 0
+    frames, spent = 0, 0.0  # spent: seconds of the time budget's clock used by earlier sessions
     if checkpoint is not None:
         agent.model.load_state_dict(checkpoint["model"])
         agent.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -119,6 +129,7 @@ def train(cfg: DictConfig) -> Path:
             agent.ema.load_state_dict(checkpoint["ema"] or checkpoint["model"])
         agent.iteration = checkpoint["iteration"]
         frames = checkpoint["frames"]
+        spent = checkpoint.get("spent_seconds", 0.0)
         restore_rng_state(checkpoint["rng"], {"env": env.base_env._generator})
         # continue the very episodes the checkpoint saw: env internals and the collector's carrier
         # (its root tensordict with the carry; torchrl 0.14 keeps it in `Collector._carrier`)
@@ -148,6 +159,9 @@ def train(cfg: DictConfig) -> Path:
         cfg.rollout,
     )
 
+    def used_seconds() -> float:
+        return spent + clock() - clock_start
+
     def save() -> Path:
         """Everything a resume needs, written atomically to run_dir/checkpoint.pt."""
         state = {
@@ -157,6 +171,7 @@ def train(cfg: DictConfig) -> Path:
             "ema": None if agent.ema is None else agent.ema.state_dict(),
             "rng": capture_rng_state({"env": env.base_env._generator}),
             "frames": frames,
+            "spent_seconds": used_seconds(),
             "iteration": agent.iteration,
             "curriculum": curriculum.state_dict(),
             "config": OmegaConf.to_yaml(cfg, resolve=True),
@@ -174,8 +189,17 @@ def train(cfg: DictConfig) -> Path:
     progress = tqdm(total=cfg.total_frames, initial=frames, unit="frame", dynamic_ncols=True)
     start, start_frames = time.perf_counter(), frames
     last_eval = last_checkpoint = None
+    budget = None if cfg.time_budget.minutes is None else 60.0 * cfg.time_budget.minutes
     try:
         while frames < cfg.total_frames:
+            if budget is not None and used_seconds() >= budget:
+                log.warning(
+                    "time budget of %s %s minutes used up at %d frames",
+                    cfg.time_budget.minutes,
+                    cfg.time_budget.clock,
+                    frames,
+                )
+                break
             data = next(batches)  # [B, T]
             frames += data.numel()
             update = agent.update(data)

@@ -183,3 +183,28 @@ def test_sigkill_after_the_first_checkpoint_then_resume_continues_exactly(tmp_pa
     for key in ("train/solve_rate", "train/episodes", "ppo/loss_objective"):
         after = {step: value for step, value in metric_rows(killed, key) if step > 64}
         assert after == {step: value for step, value in metric_rows(straight, key) if step > 64}
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_the_run_early_with_a_final_checkpoint(tmp_path):
+    run_dir = tmp_path / "budget"
+    result = run_train(
+        tmp_path,
+        *TINY_RUN,
+        "total_frames=1000000",
+        "time_budget.minutes=0.15",
+        "time_budget.clock=cpu",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "time budget of 0.15 cpu minutes used up" in result.stdout + result.stderr
+    state = load_checkpoint(Path(last_line(result.stdout)))
+    assert 0 < state["frames"] < 1_000_000
+    assert state["spent_seconds"] >= 9.0  # 0.15 minutes
+    assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")][-1] == state["frames"]
+
+
+def test_an_unknown_time_budget_clock_is_an_error(tmp_path):
+    result = run_train(tmp_path, *TINY_RUN, "time_budget.clock=sundial")
+    assert result.returncode != 0
+    assert "time_budget.clock must be one of ['cpu', 'wall'], got 'sundial'" in result.stderr

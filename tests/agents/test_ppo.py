@@ -21,7 +21,14 @@ def bank():
     return generate(np.random.default_rng(0), 64, box=(2, 2))
 
 
-def collect(bank, grad: str, h_module: str = "multicell", batch: int = 8, steps: int = 6):
+def collect(
+    bank,
+    grad: str,
+    h_module: str = "multicell",
+    batch: int = 8,
+    steps: int = 6,
+    precision: str = "auto",
+):
     torch.manual_seed(0)
     model = HRM(
         HRMConfig(
@@ -41,7 +48,7 @@ def collect(bank, grad: str, h_module: str = "multicell", batch: int = 8, steps:
         BatchedPuzzleEnv(SudokuRules(2, 2), bank, batch_size=batch, seed=0),
         carry_transforms(model, "cpu"),
     )
-    agent = PPOAgent(model, PPOConfig(minibatch_size=16, epochs=1))
+    agent = PPOAgent(model, PPOConfig(minibatch_size=16, epochs=1, precision=precision))
     collector = Collector(
         env,
         agent.actor,
@@ -93,3 +100,37 @@ def test_hrm_module_without_cells_trains_too(bank):
     metrics = agent.update(data)
     assert metrics["replay_max_abs_log_ratio"] < 1e-5
     assert np.isfinite(metrics["loss_objective"])
+
+
+def linear_output_dtypes(agent) -> tuple[list[torch.dtype], list]:
+    """Hooks that record the output dtype of every Linear layer: (the record, the hooks)."""
+    seen = []
+    hooks = [
+        module.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        for module in agent.model.modules()
+        if isinstance(module, torch.nn.Linear)
+    ]
+    return seen, hooks
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
+def test_bf16_autocast_runs_the_backbone_in_bf16_and_keeps_the_outputs_float32(bank, precision):
+    agent, data = collect(bank, "one_step", precision=precision)
+    seen, hooks = linear_output_dtypes(agent)
+    metrics = agent.update(data)
+    for hook in hooks:
+        hook.remove()
+    # on this CPU, auto means float32; bf16 autocasts every Linear of the backbone
+    expected = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert seen and set(seen) == {expected}
+    for key in ("action_log_prob", "cells_log_prob", "value_pred", ("next", "z_H")):
+        assert data[key].dtype == torch.float32, key
+    assert all(p.dtype == torch.float32 for p in agent.model.parameters())
+    assert np.isfinite(metrics["loss_objective"]) and np.isfinite(metrics["grad_norm"])
+    # the minibatch shapes differ from the collection's, so bf16 replays only approximately
+    assert metrics["replay_max_abs_log_ratio"] < (0.1 if precision == "bf16" else 1e-5)
+
+
+def test_an_unknown_precision_is_an_error(bank):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        collect(bank, "one_step", precision="fp8")
