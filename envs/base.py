@@ -108,6 +108,18 @@ class PuzzleRules:
         filled = torch.nn.functional.one_hot(boards.long(), self.num_values + 1)[..., 1:].bool()
         return torch.where((boards != 0).unsqueeze(-1), filled, self.legal_mask(boards))
 
+    def placements_to_solve(self, boards: torch.Tensor) -> torch.Tensor:
+        """``int64[B]``: sound placements that take each board to solved (cell mode).
+
+        A sound placement earns ``1 / placements_to_solve`` of the start board, so a solve sums
+        to 1. Default: the blanks (families that fill every position).
+        """
+        return (boards == 0).sum(dim=-1)
+
+    def may_be_solved(self, boards: torch.Tensor) -> torch.Tensor:
+        """``bool[B]``: a cheap necessary condition for ``is_solved`` (default: no blank left)."""
+        return (boards != 0).all(dim=-1)
+
     # --- instances, augmentation and presentation (family specific) ------------------------
 
     def generate(self, rng: np.random.Generator, n: int, **options) -> PuzzleSet:
@@ -135,7 +147,7 @@ class PuzzleRules:
         """A ``uint8[H, W, 3]`` picture of one board."""
         raise NotImplementedError
 
-    # --- soundness against known solutions (family independent) ---------------------------
+    # --- soundness: by default against the known solutions (a family may override) --------
 
     def sound_mask(self, solutions: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
         """``bool[B, L, V]``: placements that agree with at least one alive known solution.
@@ -147,17 +159,30 @@ class PuzzleRules:
         agrees = solutions.unsqueeze(-1) == values  # [B, S, L, V]
         return (agrees & alive[:, :, None, None]).any(dim=1)
 
-    @staticmethod
     def is_sound(
-        solutions: torch.Tensor, alive: torch.Tensor, position: torch.Tensor, value: torch.Tensor
+        self,
+        boards: torch.Tensor,
+        solutions: torch.Tensor,
+        alive: torch.Tensor,
+        position: torch.Tensor,
+        value: torch.Tensor,
     ) -> torch.Tensor:
-        """``bool[B]``: placing ``value[b]`` at ``position[b]`` agrees with an alive solution."""
+        """``bool[B]``: placing ``value[b]`` at ``position[b]`` of ``boards[b]`` (before the
+        placement) keeps a solution reachable; here: agrees with an alive known solution.
+
+        A family whose solutions are too many to store (Maze: every shortest path) decides this
+        from the board by its rules instead.
+        """
         at_position = solutions.gather(2, position.view(-1, 1, 1).expand(-1, solutions.shape[1], 1))
         return ((at_position.squeeze(2) == value.view(-1, 1)) & alive).any(dim=1)
 
-    @staticmethod
     def update_alive(
-        solutions: torch.Tensor, alive: torch.Tensor, position: torch.Tensor, value: torch.Tensor
+        self,
+        boards: torch.Tensor,
+        solutions: torch.Tensor,
+        alive: torch.Tensor,
+        position: torch.Tensor,
+        value: torch.Tensor,
     ) -> torch.Tensor:
         """``bool[B, S]``: the known solutions still consistent after the placement."""
         at_position = solutions.gather(2, position.view(-1, 1, 1).expand(-1, solutions.shape[1], 1))

@@ -206,7 +206,7 @@ class BatchedPuzzleEnv(EnvBase):
         self._givens[rows] = boards != 0
         self._solutions[rows] = solutions
         self._alive[rows] = self._bank_alive[index]
-        self._num_blank[rows] = (boards == 0).sum(-1).clamp(min=1)
+        self._num_blank[rows] = self.rules.placements_to_solve(boards).clamp(min=1)
         self._segments[rows] = 0
         self._puzzle_index[rows] = index
         self._solved[rows] = False
@@ -252,19 +252,16 @@ class BatchedPuzzleEnv(EnvBase):
         action = action.long().view(-1)
         position, value = action // V, action % V + 1
         legal = self._mask_now.gather(1, action.unsqueeze(1)).squeeze(1)
-        sound = self.rules.is_sound(self._solutions, self._alive, position, value)
+        sound = self.rules.is_sound(self._board, self._solutions, self._alive, position, value)
+        good = legal & sound
+        alive = self.rules.update_alive(self._board, self._solutions, self._alive, position, value)
+        self._alive = torch.where(good.unsqueeze(1), alive, self._alive)
         # every legal placement is written (an unsound one ends the episode, visibly)
         rows = torch.arange(self._board.shape[0], device=self.device)
         self._board[rows, position] = torch.where(legal, value, self._board[rows, position])
-        good = legal & sound
-        self._alive = torch.where(
-            good.unsqueeze(1),
-            self.rules.update_alive(self._solutions, self._alive, position, value),
-            self._alive,
-        )
         solved = torch.zeros_like(good)
-        full = (good & (self._board != 0).all(dim=1)).nonzero().squeeze(-1)
-        solved[full] = self.rules.is_solved(self._board[full])  # only full boards can be solved
+        maybe = (good & self.rules.may_be_solved(self._board)).nonzero().squeeze(-1)
+        solved[maybe] = self.rules.is_solved(self._board[maybe])
         reward = torch.where(
             good,
             1.0 / self._num_blank.double() + solved.double() * self.solve_bonus,

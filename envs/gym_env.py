@@ -45,7 +45,6 @@ class PuzzleEnv(gym.Env):
     def __init__(
         self,
         family: str = "sudoku",
-        box: tuple[int, int] | list[int] = (3, 3),
         *,
         data: str | None = None,
         puzzles: PuzzleSet | None = None,
@@ -58,6 +57,7 @@ class PuzzleEnv(gym.Env):
         generator_options: dict[str, Any] | None = None,
         render_mode: str | None = None,
         rules: PuzzleRules | None = None,
+        **options: Any,
     ) -> None:
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
@@ -68,7 +68,7 @@ class PuzzleEnv(gym.Env):
             )
         if max_segments < 1:
             raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-        self.rules = rules if rules is not None else make_rules(family, box)
+        self.rules = rules if rules is not None else make_rules(family, **options)
         if puzzles is None and data is not None:
             puzzles = self.rules.read(data)
         if puzzles is not None and puzzles.boards.shape[1] != self.rules.num_positions:
@@ -107,7 +107,7 @@ class PuzzleEnv(gym.Env):
         self._givens = self._board != 0  # [1, L]
         self._solutions = torch.as_tensor(solutions, dtype=torch.int64).unsqueeze(0)  # [1, S, L]
         self._alive = torch.ones(1, len(solutions), dtype=torch.bool)
-        self._num_blank = int((self._board == 0).sum())
+        self._num_blank = max(1, int(self.rules.placements_to_solve(self._board)[0]))
         self._index = index
         self._segments = 0
         self._proposal: torch.Tensor | None = None
@@ -192,12 +192,14 @@ class PuzzleEnv(gym.Env):
             self._last = {"solved": False, "illegal": True, "mistake": True}
             return self.mistake_reward, True, False
         pos_t, val_t = torch.tensor([position]), torch.tensor([value])
-        sound = bool(self.rules.is_sound(self._solutions, self._alive, pos_t, val_t)[0])
+        state = (self._board, self._solutions, self._alive, pos_t, val_t)
+        sound = bool(self.rules.is_sound(*state)[0])
+        if sound:
+            self._alive = self.rules.update_alive(*state)
         self._board[0, position] = value
         if not sound:
             self._last = {"solved": False, "illegal": False, "mistake": True}
             return self.mistake_reward, True, False
-        self._alive = self.rules.update_alive(self._solutions, self._alive, pos_t, val_t)
         solved = bool(self.rules.is_solved(self._board)[0])
         self._last = {"solved": solved, "illegal": False, "mistake": False}
         reward = 1.0 / self._num_blank + (self.solve_bonus if solved else 0.0)

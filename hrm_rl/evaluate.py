@@ -30,7 +30,7 @@ from hrm_rl.agents.evaluation import play_first_episodes
 from hrm_rl.agents.policy import build_actor
 from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.registration import make_rules
+from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.models import HRM
 from hrm_rl.train import build_model, env_options, held_out_puzzles
 
@@ -83,7 +83,7 @@ def load_policy(
     if "config" not in checkpoint or "model" not in checkpoint:
         raise CheckpointError(f"{path}: no 'config' or 'model' entry; not a training checkpoint")
     cfg = OmegaConf.create(checkpoint["config"])
-    rules = make_rules(cfg.env.family, cfg.env.box)
+    rules = rules_from_config(cfg.env)
     model = build_model(rules, cfg.model, device)
     weights = checkpoint.get("ema") or checkpoint["model"]
     model.load_state_dict(weights)

@@ -36,7 +36,7 @@ from hrm_rl.checkpoint import capture_rng_state, load_checkpoint, restore_rng_st
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.curriculum import Curriculum
-from hrm_rl.envs.registration import make_rules
+from hrm_rl.envs.registration import register_hydra_configs, rules_from_config
 from hrm_rl.models import HRM, HRMConfig
 from hrm_rl.run_logging import RunLogger
 
@@ -81,7 +81,7 @@ def train(cfg: DictConfig) -> Path:
     torch.manual_seed(cfg.seed)
 
     # --- puzzles: the training bank (curriculum level) and the held-out evaluation bank --------
-    rules = make_rules(cfg.env.family, cfg.env.box)
+    rules = rules_from_config(cfg.env)
     curriculum = make_curriculum(rules, cfg.env, cfg.seed)
     if checkpoint is not None:
         curriculum.load_state_dict(checkpoint["curriculum"])
@@ -278,6 +278,7 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
         window=options.window,
         bank_size=env_cfg.bank_size,
         seed=seed,
+        generator_options={k: v for k, v in generator_options(env_cfg).items() if k != "givens"},
     )
 
 
@@ -312,8 +313,18 @@ def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device)
 
 def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> PuzzleSet:
     """The held-out split: seed-independent, at the env's difficulty (``givens`` or default)."""
-    givens = None if env_cfg.givens is None else tuple(env_cfg.givens)
-    return rules.generate(np.random.default_rng(HELD_OUT_SEED), count, givens=givens, held_out=True)
+    return rules.generate(
+        np.random.default_rng(HELD_OUT_SEED), count, held_out=True, **generator_options(env_cfg)
+    )
+
+
+def generator_options(env_cfg: DictConfig) -> dict:
+    """``env.generate`` (the family generator's keyword arguments), plus ``givens`` when set."""
+    generate = env_cfg.get("generate")
+    options = {} if generate is None else dict(OmegaConf.to_container(generate, resolve=True))
+    if env_cfg.get("givens") is not None:
+        options["givens"] = tuple(env_cfg.givens)
+    return options
 
 
 def resumed_config(cfg: DictConfig, checkpoint: dict) -> DictConfig:
@@ -338,4 +349,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_hydra_configs()  # env configs of families (plugins too) that ship no YAML file
     main()

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.envs.registration import register_family
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 
@@ -197,3 +198,19 @@ def rules_for_size(n: int) -> SudokuRules:
     if n not in BOX_SHAPES:
         raise ValueError(f"no standard box shape for side {n}; known sides: {sorted(BOX_SHAPES)}")
     return SudokuRules(*BOX_SHAPES[n])
+
+
+@register_family(
+    "sudoku",
+    options=("box",),
+    gym_ids={
+        "hrm_rl/Sudoku-v0": {"box": (3, 3)},
+        "hrm_rl/Sudoku4x4-v0": {"box": (2, 2)},
+        "hrm_rl/Sudoku6x6-v0": {"box": (2, 3)},
+    },
+)
+def sudoku(box: tuple[int, int] | list[int] = (3, 3)) -> SudokuRules:
+    """Sudoku with boxes of ``box = (rows, cols)``; the board is (rows·cols)²."""
+    if len(box) != 2:
+        raise ValueError(f"sudoku box must be [rows, cols], got {list(box)}")
+    return SudokuRules(int(box[0]), int(box[1]))
