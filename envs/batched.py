@@ -274,7 +274,10 @@ class BatchedPuzzleEnv(EnvBase):
     def _step_grid(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         full = torch.where(self._givens, self._board, action.long() + 1)
         self._segments += 1
-        solved = self.rules.is_solved(full)
+        # a value the proposal mask does not admit (e.g. a new wall in a maze) never solves
+        B, L, V = full.shape[0], self.rules.num_positions, self.rules.num_values
+        admitted = self._mask_now.view(B, L, V).gather(2, (full - 1).unsqueeze(-1)).all(dim=(1, 2))
+        solved = admitted & self.rules.is_solved(full)
         shaped = self.shaping * self.rules.constraint_satisfaction(full).double()
         reward = torch.where(solved, torch.ones_like(shaped), shaped)
         truncated = ~solved & (self._segments >= self.max_segments)

@@ -215,7 +215,9 @@ class PuzzleEnv(gym.Env):
         full = torch.where(self._givens, self._board, torch.as_tensor(proposal).view(1, L) + 1)
         self._proposal = full
         self._segments += 1
-        solved = bool(self.rules.is_solved(full)[0])
+        # a value the proposal mask does not admit (e.g. a new wall in a maze) never solves
+        admitted = self._mask_now.reshape(L, V)[np.arange(L), full[0].numpy() - 1].all()
+        solved = bool(admitted) and bool(self.rules.is_solved(full)[0])
         self._last = {"solved": solved, "illegal": False, "mistake": False}
         if solved:
             return 1.0, True, False

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT = "hrm_rl.envs.gym_env:PuzzleEnv"
 PLUGIN_GROUP = "hrm_rl.puzzles"
-BUILTIN_MODULES = ("hrm_rl.envs.sudoku.rules",)
+BUILTIN_MODULES = ("hrm_rl.envs.sudoku.rules", "hrm_rl.envs.maze.rules")
 
 # The env-config keys every family shares (configs/env/*.yaml spell them out for the built-in
 # families; a plugged family's `configs` entries are laid over these).

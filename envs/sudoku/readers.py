@@ -344,8 +344,8 @@ def _reject_csv_header(path: Path, header: tuple[str, ...]) -> None:
     """Raise the error for a ``.csv`` file whose header is not one of a known Sudoku format."""
     if header == MAZE_HEADER:
         raise ValueError(
-            f"{path.name}:1: header 'question,answer' is HRM's Maze CSV format; Maze reading is "
-            "not supported yet"
+            f"{path.name}:1: header 'question,answer' is HRM's Maze CSV format, not Sudoku; read "
+            "it with the maze family (env=maze, MazeRules.read or hrm_rl.envs.maze.read_mazes)"
         )
     raise ValueError(
         f"{path.name}:1: unknown CSV header {','.join(header)!r}; expected "
@@ -380,7 +380,8 @@ def _read_hrm_folder(folder: Path, collector: _PuzzleCollector, limit: int | Non
     if vocab_size == len(MAZE_CHARSET) + 1 and seq_len != 16:
         raise ValueError(
             f"{meta_name}: vocab_size {vocab_size} and seq_len {seq_len} are a Maze folder "
-            f"(tokens for {MAZE_CHARSET!r}); Maze reading is not supported yet"
+            f"(tokens for {MAZE_CHARSET!r}), not Sudoku; read it with the maze family (env=maze, "
+            "MazeRules.read or hrm_rl.envs.maze.read_mazes)"
         )
     collector.expect_length(seq_len, meta_name)
     side = collector.side

@@ -245,10 +245,10 @@ def test_hrm_folder_with_a_blank_label_names_its_row(tmp_path: Path) -> None:
         read_puzzles(split)
 
 
-def test_hrm_maze_folder_is_refused(tmp_path: Path) -> None:
+def test_hrm_maze_folder_is_refused_with_a_pointer_to_the_maze_reader(tmp_path: Path) -> None:
     tokens = np.ones((2, 900), dtype=np.uint8)
     split = build_hrm_folder(tmp_path / "maze", tokens, tokens, vocab_size=6, seq_len=900)
-    with pytest.raises(ValueError, match="Maze reading is not supported yet"):
+    with pytest.raises(ValueError, match="not Sudoku; read it with the maze family"):
         read_puzzles(split)
 
 
