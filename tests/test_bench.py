@@ -10,13 +10,32 @@ from hrm_rl.bench.__main__ import main
 def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
     out = tmp_path / "env.json"
     results = main(
-        ["env", "--batch-sizes", "1", "4", "--seconds", "0.2", "--bank", "4", "--out", str(out)]
+        [
+            "env",
+            "--families",
+            "sudoku9x9",
+            "maze7x7",
+            "--batch-sizes",
+            "1",
+            "4",
+            "--seconds",
+            "0.2",
+            "--bank",
+            "4",
+            "--out",
+            str(out),
+        ]
     )
     printed = capsys.readouterr().out
     assert "BatchedPuzzleEnv steps/s" in printed and "puzzles/s" in printed
     written = json.loads(out.read_text())
     assert written["play"] == results["play"]
-    assert [row["batch"] for row in written["play"]] == [1, 4]
+    assert [(row["family"], row["batch"]) for row in written["play"]] == [
+        ("sudoku9x9", 1),
+        ("sudoku9x9", 4),
+        ("maze7x7", 1),
+        ("maze7x7", 4),
+    ]
     for row in written["play"]:
         assert row["gym_sync_vector_steps_per_second"] > 0
         assert row["batched_steps_per_second"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -208,3 +209,34 @@ def test_an_unknown_time_budget_clock_is_an_error(tmp_path):
     result = run_train(tmp_path, *TINY_RUN, "time_budget.clock=sundial")
     assert result.returncode != 0
     assert "time_budget.clock must be one of ['cpu', 'wall'], got 'sundial'" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_tiny_maze_run_trains_and_its_checkpoint_evaluates(tmp_path):
+    run_dir = tmp_path / "maze"
+    result = run_train(
+        tmp_path,
+        "env=maze7x7",
+        "logger=none",
+        "batch_size=8",
+        "rollout=4",
+        "total_frames=64",
+        "eval.every=64",
+        "eval.num_puzzles=8",
+        "checkpoint.every=64",
+        "env.bank_size=64",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = Path(last_line(result.stdout))
+    assert "family: maze" in load_checkpoint(checkpoint)["config"]
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "hrm_rl.evaluate", f"checkpoint={checkpoint}", "num_puzzles=8"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads(Path(last_line(evaluated.stdout)).read_text())
+    assert report["env"] == "MazeRules(7x7)" and report["puzzles"] == 8

@@ -1,5 +1,6 @@
 """Environment throughput: random legal play through the Gymnasium vector env and the batched
-TorchRL env on the same puzzles, plus solver and generator throughput.
+TorchRL env on the same puzzles, for each puzzle family (``--families``: 9×9 Sudoku, 7×7 and
+30×30 Maze by default), plus Sudoku solver and generator throughput.
 
 Both front-ends play the same pre-generated bank, so generation cost is measured separately and
 neither side pays it during play. Random legal play: each step picks a uniformly random legal
@@ -20,11 +21,19 @@ import torch
 
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.gym_env import PuzzleEnv
+from hrm_rl.envs.registration import make_rules
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.readers import read_puzzles
-from hrm_rl.envs.sudoku.rules import SudokuRules
 from hrm_rl.envs.sudoku.solver import rate, solve
 
+# --families choices: (family, factory options) of each benchmarked board
+FAMILIES = {
+    "sudoku9x9": ("sudoku", {"box": (3, 3)}),
+    "sudoku4x4": ("sudoku", {"box": (2, 2)}),
+    "maze7x7": ("maze", {"size": (7, 7)}),
+    "maze15x15": ("maze", {"size": (15, 15)}),
+    "maze30x30": ("maze", {"size": (30, 30)}),
+}
 DEFAULT_EASY50 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "easy50.txt"
 
 
@@ -32,7 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m hrm_rl.bench env``."""
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
-    parser.add_argument("--bank", type=int, default=64, help="9x9 puzzles generated for play")
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        choices=list(FAMILIES),
+        default=["sudoku9x9", "maze7x7", "maze30x30"],
+        help="boards to play",
+    )
+    parser.add_argument("--bank", type=int, default=64, help="puzzles generated per family")
     parser.add_argument("--device", default="cpu", help="device of the batched env")
     parser.add_argument("--easy50", type=Path, default=DEFAULT_EASY50, help="solver input file")
     parser.add_argument("--seed", type=int, default=0)
@@ -136,29 +152,32 @@ def generator_throughput(seconds: float, seed: int) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """All measurements of the env benchmark, in one run."""
-    rules = SudokuRules(3, 3)
-    start = time.perf_counter()
-    puzzles = generate(np.random.default_rng(args.seed), args.bank, box=(3, 3))
-    bank_seconds = time.perf_counter() - start
-    rows = []
-    for batch in args.batch_sizes:
-        gym_sps = gym_vector_steps_per_second(puzzles, rules, batch, args.seconds, args.seed)
-        torch_sps = batched_steps_per_second(
-            puzzles, rules, batch, args.seconds, args.seed, args.device
-        )
-        rows.append(
-            {
-                "batch": batch,
-                "gym_sync_vector_steps_per_second": gym_sps,
-                "batched_steps_per_second": torch_sps,
-                "speedup": torch_sps / gym_sps,
-            }
-        )
+    rows, banks = [], {}
+    for name in args.families:
+        family, options = FAMILIES[name]
+        rules = make_rules(family, **options)
+        start = time.perf_counter()
+        puzzles = rules.generate(np.random.default_rng(args.seed), args.bank)
+        banks[name] = time.perf_counter() - start
+        for batch in args.batch_sizes:
+            gym_sps = gym_vector_steps_per_second(puzzles, rules, batch, args.seconds, args.seed)
+            torch_sps = batched_steps_per_second(
+                puzzles, rules, batch, args.seconds, args.seed, args.device
+            )
+            rows.append(
+                {
+                    "family": name,
+                    "batch": batch,
+                    "gym_sync_vector_steps_per_second": gym_sps,
+                    "batched_steps_per_second": torch_sps,
+                    "speedup": torch_sps / gym_sps,
+                }
+            )
     results = {
-        "env": "9x9 sudoku, cell mode, random legal play",
+        "env": "cell mode, random legal play",
         "device": args.device,
         "bank_puzzles": args.bank,
-        "bank_generation_seconds": bank_seconds,
+        "bank_generation_seconds": banks,
         "play": rows,
         "generator": generator_throughput(args.seconds, args.seed),
     }
@@ -173,13 +192,14 @@ def table(results: dict) -> str:
     """The results as a plain-text table."""
     lines = [
         f"Environment throughput ({results['env']}; batched env on {results['device']})",
-        f"{'B':>6} | {'gym SyncVectorEnv steps/s':>26} | {'BatchedPuzzleEnv steps/s':>25} | "
-        f"{'ratio':>7}",
-        "-" * 74,
+        f"{'board':>10} | {'B':>5} | {'gym SyncVectorEnv steps/s':>26} | "
+        f"{'BatchedPuzzleEnv steps/s':>25} | {'ratio':>7}",
+        "-" * 87,
     ]
     for row in results["play"]:
         lines.append(
-            f"{row['batch']:>6} | {row['gym_sync_vector_steps_per_second']:>26,.0f} | "
+            f"{row['family']:>10} | {row['batch']:>5} | "
+            f"{row['gym_sync_vector_steps_per_second']:>26,.0f} | "
             f"{row['batched_steps_per_second']:>25,.0f} | {row['speedup']:>6.1f}x"
         )
     solver, gen = results["solver"], results["generator"]
