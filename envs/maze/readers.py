@@ -17,7 +17,6 @@ message starts with ``"<file>:<line>: "`` (``"<folder>/all__inputs.npy:row <k>: 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hrm_rl.envs.base import PuzzleSet
+from hrm_rl.envs.hrm_folders import read_metadata, token_sets
 from hrm_rl.envs.maze.generator import distances_from
 from hrm_rl.envs.maze.rules import BLANK, GOAL, PATH, START, WALL
 
@@ -187,26 +187,7 @@ def _decode(text: str, where: str, field: str) -> np.ndarray:
 
 def _read_hrm_folder(folder: Path, collector: _MazeCollector, limit: int | None) -> None:
     """HRM's ``build_maze_dataset.py`` output: ``dataset.json`` and ``<set>__{inputs,labels}``."""
-    meta_path = folder / "dataset.json"
-    if not meta_path.is_file():
-        splits = sorted(p.name for p in folder.iterdir() if (p / "dataset.json").is_file())
-        if splits:
-            raise ValueError(
-                f"{folder}: holds the splits {', '.join(splits)}; pass one of them, "
-                f"e.g. {folder / splits[0]}"
-            )
-        raise FileNotFoundError(
-            f"{meta_path}: not found; expected an HRM built dataset folder with dataset.json, "
-            "all__inputs.npy and all__labels.npy"
-        )
-    meta_name = f"{folder.name}/dataset.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{meta_name}:{error.lineno}: not valid JSON ({error.msg})") from error
-    for key in ("seq_len", "vocab_size"):
-        if not isinstance(meta.get(key), int):
-            raise ValueError(f"{meta_name}: no integer {key!r}; expected HRM's dataset metadata")
+    meta_name, meta = read_metadata(folder)
     seq_len, vocab_size = meta["seq_len"], meta["vocab_size"]
     if vocab_size != len(CHARSET) + 1:
         raise ValueError(
@@ -214,14 +195,7 @@ def _read_hrm_folder(folder: Path, collector: _MazeCollector, limit: int | None)
             f"(pad and {CHARSET!r})"
         )
     collector.expect_length(seq_len, meta_name, "seq_len")
-    for set_name in meta.get("sets", ["all"]):
-        inputs = _load_tokens(folder / f"{set_name}__inputs.npy", seq_len)
-        labels = _load_tokens(folder / f"{set_name}__labels.npy", seq_len)
-        if labels.shape != inputs.shape:
-            raise ValueError(
-                f"{folder.name}/{set_name}__labels.npy: shape {labels.shape}; expected "
-                f"{inputs.shape} like {set_name}__inputs.npy"
-            )
+    for set_name, inputs, labels in token_sets(folder, meta):
         for row in range(len(inputs)):
             where = f"{folder.name}/{set_name}__inputs.npy:row {row}"
             board = _token_values(inputs[row], where, "input")
@@ -231,19 +205,6 @@ def _read_hrm_folder(folder: Path, collector: _MazeCollector, limit: int | None)
             collector.add(board, answer, where)
             if len(collector.boards) == limit:
                 return
-
-
-def _load_tokens(path: Path, seq_len: int) -> np.ndarray:
-    """A ``[N, seq_len]`` integer token array, memory-mapped."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; expected it next to dataset.json")
-    tokens = np.load(path, mmap_mode="r")
-    if tokens.ndim != 2 or tokens.shape[1] != seq_len or tokens.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path.parent.name}/{path.name}: {tokens.dtype} array of shape {tokens.shape}; "
-            f"expected integer tokens of shape [N, {seq_len}] (seq_len of dataset.json)"
-        )
-    return tokens
 
 
 def _token_values(tokens: np.ndarray, where: str, field: str) -> np.ndarray:

@@ -17,7 +17,6 @@ them; an answer stored in the file must be one of them and is placed first. Anyt
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hrm_rl.envs.base import PuzzleSet
+from hrm_rl.envs.hrm_folders import read_metadata, token_sets
 from hrm_rl.envs.sudoku.rules import BOX_SHAPES
 from hrm_rl.envs.sudoku.solver import conflicts, solve
 
@@ -359,23 +359,7 @@ def _reject_csv_header(path: Path, header: tuple[str, ...]) -> None:
 
 def _read_hrm_folder(folder: Path, collector: _PuzzleCollector, limit: int | None) -> None:
     """HRM's ``build_sudoku_dataset.py`` output: ``dataset.json`` and ``<set>__{inputs,labels}``."""
-    meta_path = folder / "dataset.json"
-    if not meta_path.is_file():
-        splits = sorted(p.name for p in folder.iterdir() if (p / "dataset.json").is_file())
-        if splits:
-            raise ValueError(
-                f"{folder}: holds the splits {', '.join(splits)}; pass one of them, "
-                f"e.g. {folder / splits[0]}"
-            )
-        raise FileNotFoundError(
-            f"{meta_path}: not found; expected an HRM built dataset folder with dataset.json, "
-            "all__inputs.npy and all__labels.npy"
-        )
-    meta_name = f"{folder.name}/dataset.json"
-    meta = json.loads(meta_path.read_text())
-    for key in ("seq_len", "vocab_size"):
-        if not isinstance(meta.get(key), int):
-            raise ValueError(f"{meta_name}: no integer {key!r}; expected HRM's dataset metadata")
+    meta_name, meta = read_metadata(folder)
     seq_len, vocab_size = meta["seq_len"], meta["vocab_size"]
     if vocab_size == len(MAZE_CHARSET) + 1 and seq_len != 16:
         raise ValueError(
@@ -390,16 +374,7 @@ def _read_hrm_folder(folder: Path, collector: _PuzzleCollector, limit: int | Non
             f"{meta_name}: vocab_size {vocab_size} does not fit {side}x{side} Sudoku; expected "
             f"{side + 2} (pad, blank, digits 1..{side})"
         )
-    arrays = []
-    for set_name in meta.get("sets", ["all"]):
-        inputs = _load_tokens(folder / f"{set_name}__inputs.npy", seq_len)
-        labels = _load_tokens(folder / f"{set_name}__labels.npy", seq_len)
-        if labels.shape != inputs.shape:
-            raise ValueError(
-                f"{folder.name}/{set_name}__labels.npy: shape {labels.shape}; expected "
-                f"{inputs.shape} like {set_name}__inputs.npy"
-            )
-        arrays.append((set_name, inputs, labels))
+    arrays = list(token_sets(folder, meta))
     total = sum(len(inputs) for _, inputs, _ in arrays)
     with _progress(folder, total, limit) as progress:
         for set_name, inputs, labels in arrays:
@@ -412,19 +387,6 @@ def _read_hrm_folder(folder: Path, collector: _PuzzleCollector, limit: int | Non
                 progress.update()
                 if len(collector.boards) == limit:
                     return
-
-
-def _load_tokens(path: Path, seq_len: int) -> np.ndarray:
-    """A ``[N, seq_len]`` integer token array, memory-mapped."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; expected it next to dataset.json")
-    tokens = np.load(path, mmap_mode="r")
-    if tokens.ndim != 2 or tokens.shape[1] != seq_len or tokens.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path.parent.name}/{path.name}: {tokens.dtype} array of shape {tokens.shape}; "
-            f"expected integer tokens of shape [N, {seq_len}] (seq_len of dataset.json)"
-        )
-    return tokens
 
 
 def _token_values(tokens: np.ndarray, side: int, where: str, field: str) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from equivalence import assert_same_trajectories, random_actions
 from torchrl.envs.utils import check_env_specs
 
 from hrm_rl.envs.batched import BatchedPuzzleEnv
@@ -33,51 +34,11 @@ def test_check_env_specs(bank9, batch, action_mode):
     check_env_specs(env)
 
 
-def random_actions(mask: torch.Tensor, generator: torch.Generator, illegal_share: float):
-    """Mostly legal random actions, with some arbitrary (often illegal) ones mixed in."""
-    legal = torch.multinomial(mask.float() + 1e-9, 1, generator=generator).squeeze(-1)
-    anything = torch.randint(mask.shape[1], legal.shape, generator=generator)
-    pick = torch.rand(legal.shape, generator=generator) < illegal_share
-    return torch.where(pick, anything, legal)
-
-
 @pytest.mark.parametrize("box", [(2, 2), (2, 3)])
 def test_same_puzzles_and_actions_give_identical_trajectories(box):
     """B slots play against B Gymnasium envs that are reset to the puzzle each slot drew."""
-    rules = SudokuRules(*box)
     bank = generate(np.random.default_rng(1), 30, box=box, mode="multi", cap=3)
-    B = 6
-    batched = BatchedPuzzleEnv(rules, bank, batch_size=B, augment=False, seed=5)
-    singles = [PuzzleEnv(rules=rules, puzzles=bank) for _ in range(B)]
-    generator = torch.Generator().manual_seed(0)
-    td = batched.reset()
-    gym_obs = [
-        env.reset(options={"index": int(i)})[0]
-        for env, i in zip(singles, td["puzzle_index"], strict=True)
-    ]
-    resets = 0
-    for _ in range(60):
-        for b in range(B):
-            np.testing.assert_array_equal(td["board"][b].numpy(), gym_obs[b]["board"])
-            np.testing.assert_array_equal(td["givens"][b].numpy(), gym_obs[b]["givens"] == 1)
-            np.testing.assert_array_equal(
-                td["action_mask"][b].numpy(), gym_obs[b]["action_mask"] == 1
-            )
-        td["action"] = random_actions(td["action_mask"], generator, illegal_share=0.05)
-        td, next_td = batched.step_and_maybe_reset(td)
-        for b, env in enumerate(singles):
-            obs, reward, terminated, truncated, info = env.step(int(td["action"][b]))
-            assert np.float32(reward) == td["next", "reward"][b, 0].item()
-            assert terminated == td["next", "terminated"][b, 0].item()
-            assert truncated == td["next", "truncated"][b, 0].item()
-            assert info["solved"] == td["next", "solved"][b, 0].item()
-            np.testing.assert_array_equal(td["next", "board"][b].numpy(), obs["board"])
-            if terminated or truncated:  # the batched env already reset this slot alone
-                resets += 1
-                obs, _ = env.reset(options={"index": int(next_td["puzzle_index"][b])})
-            gym_obs[b] = obs
-        td = next_td
-    assert resets >= B  # partial resets happened mid-batch, several times
+    assert_same_trajectories(SudokuRules(*box), bank, batch_size=6, steps=60)
 
 
 def test_grid_mode_matches_gymnasium(bank4):
