@@ -240,3 +240,19 @@ def test_a_tiny_maze_run_trains_and_its_checkpoint_evaluates(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     report = json.loads(Path(last_line(evaluated.stdout)).read_text())
     assert report["env"] == "MazeRules(7x7)" and report["puzzles"] == 8
+
+
+def test_experiment_presets_set_the_run_they_document():
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        long_run = compose("config", overrides=["experiment=sudoku9x9_60cpumin"])
+        fast = compose("config", overrides=["experiment=sudoku4x4_fast", "seed=3"])
+    assert long_run.env.box == [3, 3] and long_run.batch_size == 256
+    assert long_run.time_budget.minutes == 60 and long_run.time_budget.clock == "cpu"
+    assert fast.env.box == [2, 2] and list(fast.env.givens) == [4, 8] and fast.seed == 3
+    assert fast.total_frames == 49152
+
+
+def test_an_unknown_experiment_lists_the_presets(tmp_path):
+    result = run_train(tmp_path, "experiment=nope")
+    assert result.returncode != 0
+    assert "sudoku4x4_fast" in result.stderr and "sudoku9x9_60cpumin" in result.stderr
