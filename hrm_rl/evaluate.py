@@ -160,8 +160,14 @@ def markdown_report(metrics: dict) -> str:
         "| metric | value |",
         "|---|---:|",
         f"| pass@1 (greedy) | {metrics['pass@1']:.3f} |",
-        f"| pass@{k} (greedy + {k - 1} sampled, seed {metrics['seed']}) "
-        f"| {metrics[f'pass@{k}']:.3f} |",
+        *(
+            [
+                f"| pass@{k} (greedy + {k - 1} sampled, seed {metrics['seed']}) "
+                f"| {metrics[f'pass@{k}']:.3f} |"
+            ]
+            if k > 1
+            else []
+        ),
         "| exact match (greedy, "
         f"{metrics['puzzles_with_answer']} with answer) | "
         f"{'n/a' if exact is None else f'{exact:.3f}'} |",
@@ -171,13 +177,12 @@ def markdown_report(metrics: dict) -> str:
         "",
         "## By number of givens",
         "",
-        f"| givens | puzzles | pass@1 | pass@{k} |",
-        "|---:|---:|---:|---:|",
+        "| givens | puzzles | pass@1 |" + (f" pass@{k} |" if k > 1 else ""),
+        "|---:|---:|---:|" + ("---:|" if k > 1 else ""),
     ]
     for row in metrics["by_givens"]:
-        lines.append(
-            f"| {row['givens']} | {row['puzzles']} | {row['pass@1']:.3f} | {row[f'pass@{k}']:.3f} |"
-        )
+        sampled = f" {row[f'pass@{k}']:.3f} |" if k > 1 else ""
+        lines.append(f"| {row['givens']} | {row['puzzles']} | {row['pass@1']:.3f} |{sampled}")
     if metrics["cell_usage"] is not None:
         lines += [
             "",

@@ -13,6 +13,7 @@ import pytest
 
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.readers import write_puzzles
+from hrm_rl.evaluate import markdown_report
 
 NUM_CELLS = 4  # model.num_cells of the default model config
 
@@ -111,3 +112,30 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert str(missing) in result.stderr and "no such checkpoint file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("attempts", [1, 4])
+def test_the_markdown_report_shows_pass_at_k_only_when_sampled_attempts_were_made(attempts):
+    metrics = {
+        "checkpoint": "run/checkpoint.pt",
+        "data": "held-out split",
+        "puzzles": 2,
+        "env": "SudokuRules(2x2)",
+        "attempts": attempts,
+        "seed": 0,
+        "pass@1": 0.5,
+        f"pass@{attempts}": 0.5 + 0.1 * attempts,
+        "exact_match": None,
+        "puzzles_with_answer": 0,
+        "mean_moves": 3.0,
+        "mistakes": 0.5,
+        "puzzles_per_second": 10.0,
+        "by_givens": [
+            {"givens": 6, "puzzles": 2, "pass@1": 0.5, f"pass@{attempts}": 0.5 + 0.1 * attempts}
+        ],
+        "cell_usage": None,
+    }
+    report = markdown_report(metrics)
+    assert "| givens | puzzles | pass@1 |" in report
+    assert report.count("pass@1") == 2  # the summary row and the by-givens column
+    assert ("pass@4" in report) == (attempts == 4)
