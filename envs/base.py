@@ -108,6 +108,15 @@ class PuzzleRules:
         filled = torch.nn.functional.one_hot(boards.long(), self.num_values + 1)[..., 1:].bool()
         return torch.where((boards != 0).unsqueeze(-1), filled, self.legal_mask(boards))
 
+    def proposal_of(self, solutions: torch.Tensor) -> torch.Tensor:
+        """The whole-board proposal (values 1..V at every position) that a stored solution
+        stands for: the target of supervised training and of exact match in `grid` mode.
+
+        Default: the solution itself (families that fill every position). A family whose stored
+        solutions leave positions empty maps them to the value a proposal uses there.
+        """
+        return solutions
+
     def placements_to_solve(self, boards: torch.Tensor) -> torch.Tensor:
         """``int64[B]``: sound placements that take each board to solved (cell mode).
 

@@ -8,8 +8,10 @@ checkpoint env's held-out split, as in training), ``num_puzzles`` (held-out spli
 
 Every puzzle is played once greedily (pass@1) and ``attempts - 1`` more times with sampled moves
 and cells (pass@K: solved by any of the K attempts, the greedy one included, so pass@K >= pass@1);
-the env's rules judge ``solved``. The metrics go to a JSON file, a Markdown report (printed to
-stdout) and a PNG beside it; the last line of stdout is the JSON path.
+the env's rules judge ``solved``. A supervised checkpoint (``agent=supervised``) proposes whole
+boards: each attempt runs all its segments and the rules judge the last proposal (sampled attempts
+draw each blank's value from the proposal softmax). The metrics go to a JSON file, a Markdown
+report (printed to stdout) and a PNG beside it; the last line of stdout is the JSON path.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from torchrl.envs.utils import ExplorationType
 
 from hrm_rl.agents.evaluation import play_first_episodes
 from hrm_rl.agents.policy import build_actor
+from hrm_rl.agents.supervised import play_supervised
 from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.models import HRM
-from hrm_rl.train import build_model, env_options, held_out_puzzles
+from hrm_rl.train import agent_name, build_model, env_options, held_out_puzzles
 
 log = logging.getLogger("hrm_rl.evaluate")
 
@@ -72,8 +75,9 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
 
 def load_policy(
     path: str | Path, device: torch.device
-) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module]:
-    """Config, rules, model (EMA weights when the run kept them) and greedy-capable actor."""
+) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module | None]:
+    """Config, rules, model (EMA weights when the run kept them) and greedy-capable actor (None
+    for a supervised checkpoint, which plays whole-board proposals without an env)."""
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"{path}: no such checkpoint file; pass checkpoint=PATH to the checkpoint.pt a "
@@ -88,12 +92,14 @@ def load_policy(
     weights = checkpoint.get("ema") or checkpoint["model"]
     model.load_state_dict(weights)
     model.eval()
+    if agent_name(cfg.agent) == "supervised":
+        return cfg, rules, model, None
     actor, _ = build_actor(model, OmegaConf.select(cfg, "agent.precision", default="auto"))
     return cfg, rules, model, actor
 
 
 def evaluate(
-    actor: torch.nn.Module,
+    actor: torch.nn.Module | None,
     model: HRM,
     rules: PuzzleRules,
     puzzles: PuzzleSet,
@@ -101,20 +107,41 @@ def evaluate(
     device: torch.device,
     attempts: int,
     seed: int,
+    agent_cfg: DictConfig | None = None,
 ) -> dict:
-    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by-givens, cell usage."""
+    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by-givens, cell usage.
+
+    ``actor=None`` evaluates a supervised model (``agent_cfg`` gives its segments and precision).
+    """
     options = env_options(env_cfg)
-    greedy = play_first_episodes(actor, model, rules, puzzles, device, **options)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+
+    def play(exploration: ExplorationType):
+        if actor is None:
+            return play_supervised(
+                model,
+                rules,
+                puzzles,
+                segments=int(agent_cfg.segments),
+                device=device,
+                sample=exploration == ExplorationType.RANDOM,
+                generator=generator,
+                precision=agent_cfg.precision,
+            )
+        return play_first_episodes(actor, model, rules, puzzles, device, exploration, **options)
+
+    greedy = play(ExplorationType.DETERMINISTIC)
     torch.manual_seed(seed)
     any_solved = greedy.solved.copy()  # attempt 1 is the greedy one, so pass@K >= pass@1
     for _ in range(attempts - 1):
-        sampled = play_first_episodes(
-            actor, model, rules, puzzles, device, ExplorationType.RANDOM, **options
-        )
-        any_solved |= sampled.solved
+        any_solved |= play(ExplorationType.RANDOM).solved
 
     with_answer = puzzles.has_answer
-    matches = (greedy.final_board == puzzles.solutions[:, 0]).all(axis=1)
+    answers = torch.as_tensor(puzzles.solutions[:, 0])
+    if actor is None:  # whole-board proposals: compare with the proposal the answer stands for
+        answers = rules.proposal_of(answers)
+    matches = (greedy.final_board == answers.numpy()).all(axis=1)
     givens = (puzzles.boards != 0).sum(axis=1)
     by_givens = [
         {
@@ -238,6 +265,7 @@ def run(options: dict[str, str | None]) -> Path:
         device,
         attempts=int(options["attempts"]),
         seed=int(options["seed"]),
+        agent_cfg=cfg.agent,
     )
     metrics = {
         "checkpoint": str(checkpoint.resolve()),

@@ -1,10 +1,12 @@
-"""Train an HRM with PPO on a puzzle family: ``python -m hrm_rl.train [group=choice] [key=value]``.
+"""Train an HRM on a puzzle family: ``python -m hrm_rl.train [group=choice] [key=value]``.
 
 The whole run is :func:`train`, read top to bottom: build (rules, curriculum bank, held-out bank,
-env, model, agent, collector) → loop over collected ``[B, T]`` batches: PPO update → curriculum →
-log → greedy held-out evaluation every ``eval.every`` frames → checkpoint every
-``checkpoint.every`` frames → at the end a final evaluation and checkpoint, the summary table,
-``learning_curves.png``, and the checkpoint's absolute path as the last line of stdout.
+model, agent, and for PPO the env and collector) → loop: one update (PPO: on a collected ``[B, T]``
+batch; ``agent=supervised``: deep supervision on B drawn puzzles) → curriculum → log → greedy
+held-out evaluation every ``eval.every`` frames → checkpoint every ``checkpoint.every`` frames →
+at the end a final evaluation and checkpoint, the summary table, ``learning_curves.png``, and the
+checkpoint's absolute path as the last line of stdout. A *frame* is one backbone call on one
+puzzle: an env step for PPO, a supervision segment for the supervised agent.
 
 Configs live in ``hrm_rl/configs`` (``config.yaml`` plus the groups agent, env, model, logger);
 files go to the Hydra run dir (``outputs/<date>/<time>`` under the current folder by default).
@@ -32,6 +34,12 @@ from tqdm import tqdm
 from hrm_rl.agents.evaluation import greedy_solve_rate
 from hrm_rl.agents.policy import build_actor, carry_transforms
 from hrm_rl.agents.ppo import NonFiniteLossError, PPOAgent, PPOConfig
+from hrm_rl.agents.supervised import (
+    PuzzleSampler,
+    SupervisedAgent,
+    SupervisedConfig,
+    play_supervised,
+)
 from hrm_rl.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
@@ -48,14 +56,11 @@ CURVES_FILE = "learning_curves.png"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 # The held-out bank does not depend on `seed`, so that runs of different seeds compare.
 HELD_OUT_SEED = 20_240_917
-CURVE_KEYS = [
-    "train/solve_rate",
-    "eval/solve_rate",
-    "curriculum/level",
-    "ppo/loss_objective",
-    "ppo/entropy",
-    "ppo/lr",
-]
+CURVE_KEYS = {
+    "ppo": ["ppo/loss_objective", "ppo/entropy", "ppo/lr"],
+    "supervised": ["supervised/loss_cells", "supervised/loss_halt", "supervised/lr"],
+}
+AGENTS = tuple(CURVE_KEYS)  # agent.name
 
 
 def train(cfg: DictConfig) -> Path:
@@ -87,38 +92,25 @@ def train(cfg: DictConfig) -> Path:
         curriculum.load_state_dict(checkpoint["curriculum"])
     held_out = held_out_puzzles(rules, cfg.env, cfg.eval.num_puzzles)
 
-    # --- model, agent, env, collector -----------------------------------------------------------
+    # --- model, agent, and what feeds it: env + collector (PPO) or a puzzle sampler -------------
     model = build_model(rules, cfg.model, device)
-    frames_per_batch = cfg.batch_size * cfg.rollout
+    kind = agent_name(cfg.agent)
     agent_options = OmegaConf.to_container(cfg.agent, resolve=True)
+    agent_options.pop("name", None)
     agent_options["betas"] = tuple(agent_options["betas"])
+    if kind == "supervised":  # B puzzles × at most `segments` segments (halting ends some sooner)
+        frames_per_batch = cfg.batch_size * agent_options.get("segments", 1)
+    else:
+        frames_per_batch = cfg.batch_size * cfg.rollout
     if agent_options["total_iterations"] is None:  # the cosine schedule spans the whole run
         agent_options["total_iterations"] = max(1, cfg.total_frames // frames_per_batch)
-    agent = PPOAgent(model, PPOConfig(**agent_options)).to(device)
-    env = TransformedEnv(
-        BatchedPuzzleEnv(
-            rules,
-            curriculum.bank(),
-            cfg.batch_size,
-            device=device,
-            seed=cfg.seed,
-            augment=cfg.env.augment,
-            **env_options(cfg.env),
-        ),
-        carry_transforms(model, device),
-    )
-    # Greedy evaluation plays the EMA weights when the agent keeps them.
-    eval_model = agent.model if agent.ema is None else agent.ema
-    eval_actor = (
-        agent.actor if agent.ema is None else build_actor(agent.ema, agent.config.precision)[0]
-    )
-    collector = Collector(
-        env,
-        agent.actor,
-        frames_per_batch=frames_per_batch,
-        total_frames=-1,  # endless: the loop below stops at cfg.total_frames
-        auto_register_policy_transforms=False,
-    )
+    if kind == "supervised":
+        agent = SupervisedAgent(model, rules, SupervisedConfig(**agent_options)).to(device)
+        feed = SupervisedFeed(agent, rules, curriculum.bank(), cfg, device)
+    else:
+        agent = PPOAgent(model, PPOConfig(**agent_options)).to(device)
+        feed = PPOFeed(agent, rules, curriculum.bank(), cfg, device)
+    eval_model = agent.model if agent.ema is None else agent.ema  # EMA weights when kept
 
     frames, spent = 0, 0.0  # spent: seconds of the time budget's clock used by earlier sessions
     if checkpoint is not None:
@@ -130,16 +122,7 @@ def train(cfg: DictConfig) -> Path:
         agent.iteration = checkpoint["iteration"]
         frames = checkpoint["frames"]
         spent = checkpoint.get("spent_seconds", 0.0)
-        restore_rng_state(checkpoint["rng"], {"env": env.base_env._generator})
-        # continue the very episodes the checkpoint saw: env internals and the collector's carrier
-        # (its root tensordict with the carry; torchrl 0.14 keeps it in `Collector._carrier`)
-        env.base_env.load_episode_state(checkpoint["episodes"])
-        collector._carrier.update(
-            {
-                tuple(key.split("/")): value.to(device)
-                for key, value in checkpoint["carrier"].items()
-            }
-        )
+        feed.load_state_dict(checkpoint)
         log.info("resumed %s at %d frames, iteration %d", cfg.resume, frames, agent.iteration)
 
     logger = RunLogger(
@@ -149,14 +132,13 @@ def train(cfg: DictConfig) -> Path:
         resume=checkpoint is not None,
     )
     log.info(
-        "run dir %s | %s on %s | model %.2fM parameters | %d frames per batch (B=%d, T=%d)",
+        "run dir %s | %s agent on %s, %s | model %.2fM parameters | up to %d frames per batch",
         run_dir,
+        kind,
         rules,
         device,
         model.num_parameters() / 1e6,
         frames_per_batch,
-        cfg.batch_size,
-        cfg.rollout,
     )
 
     def used_seconds() -> float:
@@ -169,23 +151,16 @@ def train(cfg: DictConfig) -> Path:
             "optimizer": agent.optimizer.state_dict(),
             "scheduler": agent.scheduler.state_dict(),
             "ema": None if agent.ema is None else agent.ema.state_dict(),
-            "rng": capture_rng_state({"env": env.base_env._generator}),
             "frames": frames,
             "spent_seconds": used_seconds(),
             "iteration": agent.iteration,
             "curriculum": curriculum.state_dict(),
             "config": OmegaConf.to_yaml(cfg, resolve=True),
-            "episodes": env.base_env.episode_state(),
-            "carrier": {
-                "/".join(key) if isinstance(key, tuple) else key: value.detach().cpu()
-                for key, value in collector._carrier.items(include_nested=True, leaves_only=True)
-                if (key[0] if isinstance(key, tuple) else key) != "collector"
-            },
+            **feed.state_dict(),
         }
         return save_checkpoint(run_dir / CHECKPOINT_FILE, state).resolve()
 
-    # --- the loop: collect → update → curriculum → log → eval → checkpoint ----------------------
-    batches = iter(collector)
+    # --- the loop: update → curriculum → log → eval → checkpoint ---------------------------------
     progress = tqdm(total=cfg.total_frames, initial=frames, unit="frame", dynamic_ncols=True)
     start, start_frames = time.perf_counter(), frames
     last_eval = last_checkpoint = None
@@ -200,14 +175,10 @@ def train(cfg: DictConfig) -> Path:
                     frames,
                 )
                 break
-            data = next(batches)  # [B, T]
-            frames += data.numel()
-            update = agent.update(data)
-
-            finished = data["next", "done"].squeeze(-1)  # [B, T]
-            solved = data["next", "solved"].squeeze(-1)[finished]
+            step_frames, update, solved = feed.step()  # solved: bool, one per finished episode
+            previous, frames = frames, frames + step_frames
             if curriculum.update(solved):
-                env.base_env.set_bank(curriculum.bank())  # running episodes finish on the old bank
+                feed.set_bank(curriculum.bank())  # running episodes finish on the old bank
 
             fps = (frames - start_frames) / (time.perf_counter() - start)
             solve_rate = solved.float().mean().item() if solved.numel() else float("nan")
@@ -215,46 +186,197 @@ def train(cfg: DictConfig) -> Path:
                 "frames": frames,
                 "iteration": agent.iteration,
                 "fps": fps,
+                "time/seconds": used_seconds(),
                 "train/solve_rate": solve_rate,
                 "train/episodes": solved.numel(),
-                **{f"ppo/{key}": value for key, value in update.items()},
+                **{f"{kind}/{key}": value for key, value in update.items()},
                 **curriculum.metrics(),
             }
-            if crossed(frames, frames_per_batch, cfg.eval.every):
-                metrics.update(evaluate(eval_actor, eval_model, rules, held_out, cfg.env, device))
+            if crossed(previous, frames, cfg.eval.every):
+                metrics.update(feed.evaluate(eval_model, held_out))
                 last_eval = frames
             logger.log(metrics, step=frames)
-            if crossed(frames, frames_per_batch, cfg.checkpoint.every):
+            if crossed(previous, frames, cfg.checkpoint.every):
                 save()
                 last_checkpoint = frames
 
-            progress.update(data.numel())
-            loss = sum(update.get(key, 0.0) for key in ("loss_objective", "loss_critic"))
+            progress.update(step_frames)
             progress.set_postfix(
                 fps=f"{fps:.0f}",
                 solve=f"{solve_rate:.2f}",
-                loss=f"{loss:.3f}",
+                loss=f"{feed.loss(update):.3f}",
                 level=curriculum.level,
             )
 
         if last_eval != frames:
-            final = evaluate(eval_actor, eval_model, rules, held_out, cfg.env, device)
+            final = feed.evaluate(eval_model, held_out)
+            final["time/seconds"] = used_seconds()
             logger.log(final, step=frames)
         path = save() if last_checkpoint != frames else (run_dir / CHECKPOINT_FILE).resolve()
     finally:
         progress.close()
-        collector.shutdown()
+        feed.shutdown()
         logger.close()
 
     print(logger.summary_table())
-    logger.plot_curves(run_dir / CURVES_FILE, CURVE_KEYS)
+    curves = ["train/solve_rate", "eval/solve_rate", "curriculum/level", *CURVE_KEYS[kind]]
+    logger.plot_curves(run_dir / CURVES_FILE, curves)
     print(path)
     return path
 
 
-def crossed(frames: int, step: int, every: int) -> bool:
-    """Whether the last ``step`` frames, ending at ``frames``, passed a multiple of ``every``."""
-    return every > 0 and frames // every > (frames - step) // every
+class PPOFeed:
+    """PPO's side of the loop: the batched env, the collector, and one update per ``[B, T]``
+    batch; its episode state (env internals and the collector's carry) goes into checkpoints."""
+
+    def __init__(
+        self,
+        agent: PPOAgent,
+        rules: PuzzleRules,
+        bank: PuzzleSet,
+        cfg: DictConfig,
+        device: torch.device,
+    ) -> None:
+        self.agent, self.rules, self.env_cfg, self.device = agent, rules, cfg.env, device
+        model = agent.model
+        self.env = TransformedEnv(
+            BatchedPuzzleEnv(
+                rules,
+                bank,
+                cfg.batch_size,
+                device=device,
+                seed=cfg.seed,
+                augment=cfg.env.augment,
+                **env_options(cfg.env),
+            ),
+            carry_transforms(model, device),
+        )
+        # greedy evaluation plays the EMA weights when the agent keeps them
+        self.eval_actor = (
+            agent.actor if agent.ema is None else build_actor(agent.ema, agent.config.precision)[0]
+        )
+        self.collector = Collector(
+            self.env,
+            agent.actor,
+            frames_per_batch=cfg.batch_size * cfg.rollout,
+            total_frames=-1,  # endless: the loop stops at cfg.total_frames
+            auto_register_policy_transforms=False,
+        )
+        self.batches = iter(self.collector)
+
+    def step(self) -> tuple[int, dict, torch.Tensor]:
+        data = next(self.batches)  # [B, T]
+        update = self.agent.update(data)
+        finished = data["next", "done"].squeeze(-1)  # [B, T]
+        return data.numel(), update, data["next", "solved"].squeeze(-1)[finished]
+
+    @staticmethod
+    def loss(update: dict) -> float:
+        return sum(update.get(key, 0.0) for key in ("loss_objective", "loss_critic"))
+
+    def set_bank(self, bank: PuzzleSet) -> None:
+        self.env.base_env.set_bank(bank)
+
+    def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+        return evaluate(self.eval_actor, model, self.rules, held_out, self.env_cfg, self.device)
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": capture_rng_state({"env": self.env.base_env._generator}),
+            "episodes": self.env.base_env.episode_state(),
+            "carrier": {
+                "/".join(key) if isinstance(key, tuple) else key: value.detach().cpu()
+                for key, value in self.collector._carrier.items(
+                    include_nested=True, leaves_only=True
+                )
+                if (key[0] if isinstance(key, tuple) else key) != "collector"
+            },
+        }
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        """Continue the very episodes the checkpoint saw: env internals and the collector's
+        carrier (its root tensordict with the carry; torchrl 0.14 keeps it in ``_carrier``)."""
+        restore_rng_state(checkpoint["rng"], {"env": self.env.base_env._generator})
+        self.env.base_env.load_episode_state(checkpoint["episodes"])
+        self.collector._carrier.update(
+            {
+                tuple(key.split("/")): value.to(self.device)
+                for key, value in checkpoint["carrier"].items()
+            }
+        )
+
+    def shutdown(self) -> None:
+        self.collector.shutdown()
+
+
+class SupervisedFeed:
+    """The supervised agent's side of the loop: B drawn puzzles per update, `grid` evaluation."""
+
+    def __init__(
+        self,
+        agent: SupervisedAgent,
+        rules: PuzzleRules,
+        bank: PuzzleSet,
+        cfg: DictConfig,
+        device: torch.device,
+    ) -> None:
+        if cfg.env.action_mode != "grid":
+            raise ValueError(
+                "agent=supervised proposes whole boards: it needs env.action_mode=grid, got "
+                f"{cfg.env.action_mode!r}"
+            )
+        self.agent, self.rules, self.device = agent, rules, device
+        self.sampler = PuzzleSampler(
+            rules, bank, cfg.batch_size, device=device, seed=cfg.seed, augment=cfg.env.augment
+        )
+
+    def step(self) -> tuple[int, dict, torch.Tensor]:
+        update = self.agent.update(*self.sampler.draw())
+        return update.pop("forwards"), update, update.pop("solved")
+
+    @staticmethod
+    def loss(update: dict) -> float:
+        return update.get("loss", float("nan"))
+
+    def set_bank(self, bank: PuzzleSet) -> None:
+        self.sampler.set_bank(bank)
+
+    def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+        episodes = play_supervised(
+            model,
+            self.rules,
+            held_out,
+            segments=self.agent.config.segments,
+            device=self.device,
+            precision=self.agent.config.precision,
+        )
+        return {
+            "eval/solve_rate": float(episodes.solved.mean()),
+            "eval/episode_steps": 0.0 + self.agent.config.segments,
+        }
+
+    def state_dict(self) -> dict:
+        return {"rng": capture_rng_state({"sampler": self.sampler.generator})}
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        restore_rng_state(checkpoint["rng"], {"sampler": self.sampler.generator})
+
+    def shutdown(self) -> None:
+        pass
+
+
+def agent_name(agent_cfg: DictConfig) -> str:
+    """``agent.name``: ``ppo`` (also for configs written before the key existed) or
+    ``supervised``."""
+    name = agent_cfg.get("name", "ppo")
+    if name not in AGENTS:
+        raise ValueError(f"agent.name must be one of {AGENTS}, got {name!r}")
+    return name
+
+
+def crossed(previous: int, frames: int, every: int) -> bool:
+    """Whether going from ``previous`` to ``frames`` frames passed a multiple of ``every``."""
+    return every > 0 and frames // every > previous // every
 
 
 def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curriculum:

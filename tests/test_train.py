@@ -130,9 +130,9 @@ def test_every_env_config_names_a_curriculum_mode_as_a_string(env):
 
 
 def test_periodic_events_fire_once_per_multiple_of_their_interval():
-    fired = [frames for frames in range(32, 321, 32) if crossed(frames, 32, 100)]
+    fired = [frames for frames in range(32, 321, 32) if crossed(frames - 32, frames, 100)]
     assert fired == [128, 224, 320]
-    assert not any(crossed(frames, 32, 0) for frames in range(32, 321, 32))
+    assert not any(crossed(frames - 32, frames, 0) for frames in range(32, 321, 32))
 
 
 @pytest.mark.slow

@@ -200,6 +200,10 @@ class MazeRules(PuzzleRules):
         free[..., OFF_PATH - 1] = True
         return torch.where(given.unsqueeze(-1), own, free)
 
+    def proposal_of(self, solutions: torch.Tensor) -> torch.Tensor:
+        """Stored solutions keep off-path cells blank; a proposal marks them ``OFF_PATH``."""
+        return torch.where(solutions == BLANK, torch.full_like(solutions, OFF_PATH), solutions)
+
     def constraint_satisfaction(self, boards: torch.Tensor) -> torch.Tensor:
         """``float[B]``: the steps of a shortest path the path cells cover, over max(D − 1, path
         cells).

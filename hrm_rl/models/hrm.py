@@ -5,7 +5,7 @@ One call is one *segment* (one env step): N cycles of T low-level steps,
     for n in 1..N:
         for t in 1..T:  z_L = L_net(z_L + z_H + x̂)
         z_H, M = H_update(z_H, M, z_L)          # every T steps
-    y = f_O(z_H)  move logits        v = f_V(z_H)  value
+    y = f_O(z_H)  move logits        v = f_V(z_H)  value        q = f_halt(z_H)  halting logit
 
 with the carry ``(z_H, z_L, M)`` detached between segments. Which applications carry gradient is
 the gradient mode (``one_step``: the last L step and the last H update; ``last_cycle``: the last
@@ -108,6 +108,7 @@ class HRMOutput:
     move_logits: torch.Tensor  # [B, L·V]: action a = position·V + (value − 1)
     grid_logits: torch.Tensor  # [B, L, V]
     value: torch.Tensor  # [B]
+    halt_logit: torch.Tensor  # [B]: "the current proposal is right, stop" (supervised ACT)
     carry: TensorDict  # detached, for the next segment
     selections: torch.Tensor | None  # int64 [B, N, k], the cells chosen in each cycle
     selection_log_probs: torch.Tensor  # [B, N]: log PL(A_n | s_n) per cycle ([B, 0] without)
@@ -165,6 +166,11 @@ class HRM(nn.Module):
         for head in (self.f_O, self.f_grid, self.f_V):
             nn.init.zeros_(head.bias)
             trunc_normal_init_(head.weight, std=0.01 / math.sqrt(d))
+        # ACT halting head of the supervised agent (HRM's Q head starts the same way: zero
+        # weights, bias -5, so nothing halts early before it learns; no random numbers drawn)
+        self.f_halt = nn.Linear(d, 1)
+        nn.init.zeros_(self.f_halt.weight)
+        nn.init.constant_(self.f_halt.bias, -5.0)
 
     # --- carry ------------------------------------------------------------------------------
 
@@ -314,6 +320,7 @@ class HRM(nn.Module):
             move_logits=self.f_O(tokens_out).flatten(1),
             grid_logits=self.f_grid(tokens_out),
             value=self.f_V(pooled).squeeze(-1),
+            halt_logit=self.f_halt(pooled).squeeze(-1),
             carry=new_carry,
             selections=chosen_t,
             selection_log_probs=torch.stack(log_probs, dim=1) if log_probs else x.new_zeros(B, 0),

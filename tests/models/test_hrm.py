@@ -238,7 +238,8 @@ def test_selfsup_loss_by_hand():
 def test_hrm_size_matches_the_published_count_without_puzzle_embeddings():
     """HRM's Sudoku model has 27,275,266 parameters (notes/hrm-trm.md §8): 8 blocks, token
     embedding, lm head and q head. Ours differs only by stated parts: candidates embedding,
-    one task token, the extra grid head and a value head instead of the 2-way q head."""
+    one task token, the extra grid head, and a value head plus a 1-output halting head instead
+    of the 2-way q head."""
     config = HRMConfig(
         num_positions=81,
         num_values=9,
@@ -260,6 +261,7 @@ def test_hrm_size_matches_the_published_count_without_puzzle_embeddings():
         + d  # one task-embedding token
         + 2 * (d * 9 + 9)  # move head and grid head
         + (d + 1)  # value head
+        + (d + 1)  # halting head (HRM's q head has 2 outputs, ours 1)
     )
     assert model.num_parameters() == expected
 

@@ -1,0 +1,280 @@
+"""The HRM/TRM baseline: the same backbone trained by supervision on stored solutions.
+
+One update takes a batch of puzzles ``[B, L]`` and their stored solutions, and runs up to
+``segments`` deep-supervision segments (HRM's M_max, TRM's N_sup) from a fresh carry. Each segment
+is one backbone call in `grid` mode (the whole board is proposed at once) followed by its own
+optimizer step; the carry is detached between segments (the model does this), so every segment is
+trained by the gradient mode of the model config (``one_step``: HRM; ``last_cycle``: TRM).
+
+The loss of a segment is cross-entropy of the proposal logits against the stored solution at the
+blank positions, plus ``halt_weight`` times the binary cross-entropy of the halting logit against
+"the whole proposal equals the stored solution" (TRM's ACT target). A puzzle whose halting logit
+is positive stops being trained in later segments of the batch; when all have stopped the update
+ends early. On puzzles with several solutions the target is the first stored one only, which is
+this baseline's known weakness: a different valid answer is penalised. Evaluation
+(:func:`play_supervised`) runs every segment, as HRM and TRM do at test time, and the rules judge
+the last proposal like every other agent's board.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrm_rl.agents.evaluation import Episodes
+from hrm_rl.agents.policy import PRECISIONS
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.models.hrm import HRM
+
+__all__ = ["SupervisedAgent", "SupervisedConfig", "play_supervised"]
+
+
+@dataclass
+class SupervisedConfig:
+    """Hyperparameters of the supervised baseline; the Hydra ``agent/supervised.yaml`` fills it."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_iterations: int = 5
+    total_iterations: int = 1000  # for the cosine schedule (one iteration = one batch)
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    segments: int = 8  # M_max deep-supervision segments per batch (HRM: 16)
+    halt_weight: float = 0.5  # weight of the halting BCE (HRM's q loss: 0.5)
+    ema_decay: float | None = None  # e.g. 0.999 (TRM: EMA of the weights matters)
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
+
+    def __post_init__(self) -> None:
+        if self.segments < 1:
+            raise ValueError(f"agent.segments must be at least 1, got {self.segments}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"agent.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"agent.ema_decay must lie in (0, 1) or be null, got {self.ema_decay}")
+
+
+class SupervisedAgent(nn.Module):
+    """Deep supervision with ACT halting on the HRM backbone (see the module docstring)."""
+
+    def __init__(self, model: HRM, rules: PuzzleRules, config: SupervisedConfig) -> None:
+        super().__init__()
+        if model.config.num_positions != rules.num_positions:
+            raise ValueError(
+                f"the model has {model.config.num_positions} positions, {rules!r} has "
+                f"{rules.num_positions}"
+            )
+        self.model = model
+        self.rules = rules
+        self.config = config
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
+        self.iteration = 0
+
+    def _lr_factor(self, iteration: int) -> float:
+        """Linear warm-up, then cosine decay to ``min_lr_ratio`` (as the PPO agent)."""
+        cfg = self.config
+        if iteration < cfg.warmup_iterations:
+            return (iteration + 1) / cfg.warmup_iterations
+        span = max(1, cfg.total_iterations - cfg.warmup_iterations)
+        progress = min(1.0, (iteration - cfg.warmup_iterations) / span)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def update(self, boards: torch.Tensor, solutions: torch.Tensor) -> dict[str, float]:
+        """Up to ``segments`` supervised segments on ``boards`` ``[B, L]`` with their stored
+        solutions ``[B, S, L]`` (the first is the target); returns metrics, among them
+        ``forwards`` (puzzle-segments computed) and ``solved`` (a ``bool[B]`` tensor: the last
+        proposal of each puzzle solves it by the rules)."""
+        cfg, model, rules = self.config, self.model, self.rules
+        B = boards.shape[0]
+        model.train()
+        mask = rules.proposal_mask(boards)  # [B, L, V]
+        target = rules.proposal_of(solutions[:, 0]).long()  # [B, L], values 1..V
+        blank = boards == 0  # [B, L]: the positions the loss trains
+        carry = model.initial_carry(B, boards.device)
+        active = torch.ones(B, dtype=torch.bool, device=boards.device)
+        solved = torch.zeros_like(active)
+        sums: dict[str, float] = {}
+        forwards = segments = 0
+        for _ in range(cfg.segments):
+            with torch.autocast(boards.device.type, torch.bfloat16, enabled=self._bf16(boards)):
+                out = model(boards, carry, mask if model.config.candidates else None)
+            carry = out.carry  # detached by the model: gradient stays in this segment
+            logits = out.grid_logits.float().masked_fill(~mask, -1e4)  # [B, L, V]
+            proposal = torch.where(blank, logits.argmax(dim=-1) + 1, boards.long())
+            exact = (proposal == target).all(dim=1)  # [B]: the halting target
+            cell_loss = F.cross_entropy(logits.transpose(1, 2), target - 1, reduction="none")
+            per_puzzle = (cell_loss * blank).sum(dim=1) / blank.sum(dim=1).clamp(min=1)
+            halt_logit = out.halt_logit.float()
+            halt_loss = F.binary_cross_entropy_with_logits(
+                halt_logit, exact.float(), reduction="none"
+            )
+            weight = active.float() / active.sum()
+            loss = ((per_puzzle + cfg.halt_weight * halt_loss) * weight).sum()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self._update_ema()
+
+            with torch.no_grad():
+                judged = rules.is_solved(proposal)
+                solved = torch.where(active, judged, solved)
+                correct = ((proposal == target) | ~blank).float().mean(dim=1)
+                halted = halt_logit > 0
+                for name, value in (
+                    ("loss", loss),
+                    ("loss_cells", (per_puzzle * weight).sum()),
+                    ("loss_halt", (halt_loss * weight).sum()),
+                    ("cell_accuracy", (correct * weight).sum()),
+                    ("exact_match", (exact.float() * weight).sum()),
+                    ("halt_accuracy", ((halted == exact).float() * weight).sum()),
+                    ("grad_norm", grad_norm),
+                ):
+                    sums[name] = sums.get(name, 0.0) + float(value)
+            forwards += int(active.sum())
+            segments += 1
+            active = active & ~halted
+            if not active.any():
+                break
+        self.scheduler.step()
+        self.iteration += 1
+        metrics: dict = {name: value / segments for name, value in sums.items()}
+        metrics.update(
+            segments=float(segments),
+            forwards=forwards,
+            lr=self.optimizer.param_groups[0]["lr"],
+            solved=solved,
+        )
+        return metrics
+
+    def _bf16(self, boards: torch.Tensor) -> bool:
+        if self.config.precision == "auto":
+            return boards.device.type == "cuda"
+        return self.config.precision == "bf16"
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            ema_p.lerp_(p, 1.0 - self.config.ema_decay)
+
+
+class PuzzleSampler:
+    """Random batches of a bank's puzzles (with a random augmentation each), seeded."""
+
+    def __init__(
+        self,
+        rules: PuzzleRules,
+        bank: PuzzleSet,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        augment: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.rules = rules
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.augment = augment
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+        self.set_bank(bank)
+
+    def set_bank(self, bank: PuzzleSet) -> None:
+        """Draw from ``bank`` from now on (a new curriculum level)."""
+        if len(bank) == 0:
+            raise ValueError("the puzzle bank is empty")
+        self.boards = torch.as_tensor(bank.boards, device=self.device).long()
+        self.solutions = torch.as_tensor(bank.solutions, device=self.device).long()
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(boards [B, L], solutions [B, S, L])``: B puzzles drawn with replacement."""
+        index = torch.randint(
+            len(self.boards), (self.batch_size,), generator=self.generator, device=self.device
+        )
+        boards, solutions = self.boards[index], self.solutions[index]
+        if self.augment:
+            boards, solutions = self.rules.augment(boards, solutions, self.generator)
+        return boards, solutions
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+@torch.no_grad()
+def play_supervised(
+    model: HRM,
+    rules: PuzzleRules,
+    puzzles: PuzzleSet,
+    *,
+    segments: int,
+    device: torch.device | str = "cpu",
+    sample: bool = False,
+    generator: torch.Generator | None = None,
+    precision: str = "auto",
+    batch_size: int = 1024,
+) -> Episodes:
+    """Run ``segments`` segments on every puzzle and judge the last proposal by the rules.
+
+    Greedy (``sample=False``) proposes the most likely admissible value at every blank; sampled
+    draws each blank's value from the softmax over admissible values (for pass@K).
+    ``Episodes.moves`` is the number of segments and ``mistake`` marks unsolved proposals.
+    """
+    model.eval()
+    device = torch.device(device)
+    start = time.perf_counter()
+    solved, finals = [], []
+    cell_counts = torch.zeros(model.config.num_cells, dtype=torch.int64, device=device)
+    multicell = model.config.selections_per_cycle > 0
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    for first in range(0, len(puzzles), batch_size):
+        boards = torch.as_tensor(puzzles.boards[first : first + batch_size], device=device).long()
+        mask = rules.proposal_mask(boards)
+        carry = model.initial_carry(boards.shape[0], device)
+        for _ in range(segments):
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                out = model(
+                    boards,
+                    carry,
+                    mask if model.config.candidates else None,
+                    deterministic=not sample,
+                    generator=generator,
+                )
+            carry = out.carry
+            if multicell:
+                cell_counts += torch.bincount(out.selections.flatten(), minlength=len(cell_counts))
+        logits = out.grid_logits.float().masked_fill(~mask, -math.inf)
+        if sample:
+            flat = torch.softmax(logits, dim=-1).flatten(0, 1)
+            values = torch.multinomial(flat, 1, generator=generator).view(boards.shape)
+        else:
+            values = logits.argmax(dim=-1)
+        proposal = torch.where(boards == 0, values + 1, boards)
+        solved.append(rules.is_solved(proposal).cpu())
+        finals.append(proposal.cpu())
+    solved_np = torch.cat(solved).numpy()
+    return Episodes(
+        solved=solved_np,
+        moves=np.full(len(puzzles), segments, dtype=np.int64),
+        mistake=~solved_np,
+        final_board=torch.cat(finals).numpy(),
+        cell_counts=cell_counts.cpu().numpy() if multicell else None,
+        seconds=time.perf_counter() - start,
+    )
