@@ -17,6 +17,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from hrm_rl.agents.ppo import PPOConfig
+from hrm_rl.agents.supervised import SupervisedConfig
 from hrm_rl.checkpoint import load_checkpoint
 from hrm_rl.models import HRMConfig
 from hrm_rl.train import crossed
@@ -119,7 +120,58 @@ def test_the_model_and_agent_groups_fill_every_field_of_their_config(model):
         cfg = compose("config", overrides=[f"model={model}"])
     sizes_from_env = {"num_positions", "num_values"}
     assert set(cfg.model) == {f.name for f in dataclasses.fields(HRMConfig)} - sizes_from_env
-    assert set(cfg.agent) == {f.name for f in dataclasses.fields(PPOConfig)}
+    assert set(cfg.agent) - {"name"} == {f.name for f in dataclasses.fields(PPOConfig)}
+    assert cfg.agent.name == "ppo"
+
+
+def test_the_supervised_agent_config_fills_every_field_of_its_dataclass():
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=["agent=supervised"])
+    assert set(cfg.agent) - {"name"} == {f.name for f in dataclasses.fields(SupervisedConfig)}
+    assert cfg.agent.name == "supervised"
+
+
+def test_the_supervised_agent_needs_grid_mode(tmp_path):
+    result = run_train(tmp_path, "agent=supervised", "env=sudoku4x4", "logger=none")
+    assert result.returncode != 0
+    assert "env.action_mode=grid" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_supervised_run_trains_resumes_and_its_checkpoint_evaluates(tmp_path):
+    run_dir = tmp_path / "supervised"
+    common = ["logger=csv", "eval.every=256", "eval.num_puzzles=16", "checkpoint.every=256"]
+    first = run_train(
+        tmp_path,
+        "agent=supervised",
+        "agent.segments=2",
+        "env=sudoku4x4",
+        "env.action_mode=grid",
+        "batch_size=64",
+        "total_frames=256",
+        *common,
+        f"hydra.run.dir={run_dir}",
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    checkpoint = Path(last_line(first.stdout))
+    assert load_checkpoint(checkpoint)["frames"] == 256
+    resumed = run_train(tmp_path, f"resume={checkpoint}", "total_frames=512")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert load_checkpoint(checkpoint)["frames"] == 512
+    steps = [step for step, _ in metric_rows(run_dir, "supervised/loss")]
+    assert steps == sorted(steps) and steps[-1] == 512 and len(set(steps)) == len(steps)
+    assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")] == [256, 512]
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "hrm_rl.evaluate", f"checkpoint={checkpoint}", "num_puzzles=16"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads(Path(last_line(evaluated.stdout)).read_text())
+    assert report["puzzles"] == 16 and report["mean_moves"] == 2.0
+    assert 0.0 <= report["pass@1"] <= report["pass@8"] <= 1.0
 
 
 @pytest.mark.parametrize("env", ["sudoku", "sudoku4x4", "sudoku6x6"])
