@@ -164,6 +164,7 @@ def train(cfg: DictConfig) -> Path:
     progress = tqdm(total=cfg.total_frames, initial=frames, unit="frame", dynamic_ncols=True)
     start, start_frames = time.perf_counter(), frames
     last_eval = last_checkpoint = None
+    evals_by_clock = int(spent // (60.0 * cfg.eval.minutes)) if cfg.eval.get("minutes") else 0
     budget = None if cfg.time_budget.minutes is None else 60.0 * cfg.time_budget.minutes
     try:
         while frames < cfg.total_frames:
@@ -192,9 +193,14 @@ def train(cfg: DictConfig) -> Path:
                 **{f"{kind}/{key}": value for key, value in update.items()},
                 **curriculum.metrics(),
             }
-            if crossed(previous, frames, cfg.eval.every):
+            eval_minutes = cfg.eval.get("minutes")
+            if crossed(previous, frames, cfg.eval.every) or (
+                eval_minutes and used_seconds() >= 60.0 * eval_minutes * (evals_by_clock + 1)
+            ):
                 metrics.update(feed.evaluate(eval_model, held_out))
                 last_eval = frames
+                if eval_minutes:
+                    evals_by_clock = int(used_seconds() // (60.0 * eval_minutes))
             logger.log(metrics, step=frames)
             if crossed(previous, frames, cfg.checkpoint.every):
                 save()

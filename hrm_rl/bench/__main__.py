@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m hrm_rl.bench env [--out PATH] ...``."""
+"""Command line of the benchmarks: ``python -m hrm_rl.bench {env,model,compare} [--out PATH]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from hrm_rl.bench import compare as compare_bench
 from hrm_rl.bench import env as env_bench
 from hrm_rl.bench import model as model_bench
 
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> dict:
     env_bench.add_arguments(env_parser)
     model_parser = sub.add_parser("model", help="model segments/s and training memory by grad mode")
     model_bench.add_arguments(model_parser)
+    compare_parser = sub.add_parser(
+        "compare", help="train every contender for the same budget, then judge them side by side"
+    )
+    compare_bench.add_arguments(compare_parser)
     for p in sub.choices.values():
         p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -47,9 +52,15 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.what == "model":
         results.update(model_bench.run(args))
         print(model_bench.table(results))
+    elif args.what == "compare":
+        results.update(compare_bench.run(args))
+        print(compare_bench.table(results))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+        if args.what == "compare":
+            args.out.with_suffix(".md").write_text(compare_bench.table(results))
+            compare_bench.plot(results, args.out.with_suffix(".png"))
         print(f"wrote {args.out}")
     return results
 
