@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hrm_rl.bench.__main__ import main
 
 
@@ -72,3 +74,56 @@ def test_model_benchmark_reports_every_grad_mode_and_one_step_memory_stays_flat(
     # the O(1)-memory claim of the one-step gradient, and the growth of the others
     assert depth["one_step"] <= 1.3
     assert depth["last_cycle"] > 1.5 and depth["full"] > depth["last_cycle"]
+
+
+@pytest.mark.slow
+def test_compare_trains_each_contender_for_the_budget_and_writes_json_markdown_png(
+    tmp_path, capsys
+):
+    out = tmp_path / "compare.json"
+    contenders = ["ppo_hrm", "supervised_one_step", "sb3_maskable_ppo"]
+    results = main(
+        [
+            "compare",
+            "--env",
+            "sudoku4x4",
+            "--budget-minutes",
+            "0.15",
+            "--contenders",
+            *contenders,
+            "--num-puzzles",
+            "16",
+            "--attempts",
+            "2",
+            "--set",
+            "batch_size=16",
+            "model.d_model=32",
+            "model.num_heads=2",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    written = json.loads(out.read_text())
+    assert [row["contender"] for row in written["contenders"]] == contenders
+    assert written["contenders"] == results["contenders"]
+    for row in written["contenders"]:
+        assert row["label"] in printed
+        assert row["parameters"] > 0 and row["frames"] > 0
+        assert 0.0 <= row["pass@1"] <= row["pass@2"] <= 1.0
+        assert 0.0 <= row["exact_match"] <= 1.0 and 0.0 <= row["mistakes"] <= 1.0
+        assert row["curve"], row["contender"]
+        # the budget (9 s) bounds training; the final evaluation comes on top
+        assert row["seconds"] < 9 + 60, row
+    ours = written["contenders"][:2]
+    assert all("model.d_model=32" in row["command"] for row in ours)
+    assert ours[1]["parameters"] == ours[0]["parameters"]  # the same backbone, other training
+    assert (tmp_path / "compare.md").read_text().count("\n| ") == 1 + len(contenders)
+    assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_compare_needs_an_output_path_and_a_positive_budget():
+    with pytest.raises(ValueError, match="--out"):
+        main(["compare", "--env", "sudoku4x4", "--budget-minutes", "1"])
+    with pytest.raises(ValueError, match="budget"):
+        main(["compare", "--env", "sudoku4x4", "--budget-minutes", "0", "--out", "x.json"])
