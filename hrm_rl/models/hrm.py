@@ -167,8 +167,10 @@ class HRM(nn.Module):
             nn.init.zeros_(head.bias)
             trunc_normal_init_(head.weight, std=0.01 / math.sqrt(d))
         # ACT halting head of the supervised agent (HRM's Q head starts the same way: zero
-        # weights, bias -5, so nothing halts early before it learns; no random numbers drawn)
-        self.f_halt = nn.Linear(d, 1)
+        # weights, bias -5, so nothing halts early before it learns). Built without drawing from
+        # the global generator, so that it changes no seeded run of the other agents.
+        with torch.random.fork_rng(devices=[]):
+            self.f_halt = nn.Linear(d, 1)
         nn.init.zeros_(self.f_halt.weight)
         nn.init.constant_(self.f_halt.bias, -5.0)
 
