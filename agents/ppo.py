@@ -113,13 +113,7 @@ class PPOAgent(nn.Module):
         self.bad_updates = 0
 
     def _lr_factor(self, iteration: int) -> float:
-        """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
-        cfg = self.config
-        if iteration < cfg.warmup_iterations:
-            return (iteration + 1) / cfg.warmup_iterations
-        span = max(1, cfg.total_iterations - cfg.warmup_iterations)
-        progress = min(1.0, (iteration - cfg.warmup_iterations) / span)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return warmup_cosine_factor(iteration, self.config)
 
     # --- one PPO iteration --------------------------------------------------------------------
 
@@ -222,12 +216,29 @@ class PPOAgent(nn.Module):
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.ema is None:
-            return
-        for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-            ema_p.lerp_(p, 1.0 - self.config.ema_decay)
+        update_ema(self.ema, self.model, self.config.ema_decay)
+
+
+def warmup_cosine_factor(iteration: int, config) -> float:
+    """The LR multiplier: linear warm-up over ``config.warmup_iterations``, then cosine decay to
+    ``config.min_lr_ratio`` at ``config.total_iterations`` (shared by the PPO and supervised
+    agents)."""
+    if iteration < config.warmup_iterations:
+        return (iteration + 1) / config.warmup_iterations
+    span = max(1, config.total_iterations - config.warmup_iterations)
+    progress = min(1.0, (iteration - config.warmup_iterations) / span)
+    ratio = config.min_lr_ratio
+    return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module | None, model: nn.Module, decay: float | None) -> None:
+    """ema ← decay · ema + (1 − decay) · model, parameter by parameter (nothing without an EMA)."""
+    if ema is None:
+        return
+    for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
+        ema_p.lerp_(p, 1.0 - decay)
 
 
 class _StateValueModule(TensorDictModuleBase):

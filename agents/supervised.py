@@ -30,6 +30,7 @@ from torch import nn
 
 from hrm_rl.agents.evaluation import Episodes
 from hrm_rl.agents.policy import PRECISIONS
+from hrm_rl.agents.ppo import update_ema, warmup_cosine_factor
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.models.hrm import HRM
 
@@ -82,13 +83,7 @@ class SupervisedAgent(nn.Module):
         self.iteration = 0
 
     def _lr_factor(self, iteration: int) -> float:
-        """Linear warm-up, then cosine decay to ``min_lr_ratio`` (as the PPO agent)."""
-        cfg = self.config
-        if iteration < cfg.warmup_iterations:
-            return (iteration + 1) / cfg.warmup_iterations
-        span = max(1, cfg.total_iterations - cfg.warmup_iterations)
-        progress = min(1.0, (iteration - cfg.warmup_iterations) / span)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return warmup_cosine_factor(iteration, self.config)
 
     def update(self, boards: torch.Tensor, solutions: torch.Tensor) -> dict[str, float]:
         """Up to ``segments`` supervised segments on ``boards`` ``[B, L]`` with their stored
@@ -163,12 +158,8 @@ class SupervisedAgent(nn.Module):
             return boards.device.type == "cuda"
         return self.config.precision == "bf16"
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.ema is None:
-            return
-        for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-            ema_p.lerp_(p, 1.0 - self.config.ema_decay)
+        update_ema(self.ema, self.model, self.config.ema_decay)
 
 
 class PuzzleSampler:
