@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +29,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from hrm_rl.agents.policy import PolicyModule, build_actor, replay_mode
+from hrm_rl.distributed import World
 from hrm_rl.models.hrm import HRM
 
 set_composite_lp_aggregate(False).set()  # one log-prob per head: action_log_prob, cells_log_prob
@@ -111,6 +113,14 @@ class PPOAgent(nn.Module):
         self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
         self.iteration = 0
         self.bad_updates = 0
+        # data-parallel runs set this to World.average_gradients: (parameters, this rank's loss
+        # is finite) -> averaged gradients in place, and whether every rank's loss was finite
+        self.gradient_sync: Callable[[Iterable[nn.Parameter], bool], bool] | None = None
+
+    def join(self, world: World) -> None:
+        """Train data-parallel with the other ranks of ``world`` (nothing when it is alone)."""
+        if world.joined:
+            self.gradient_sync = world.average_gradients
 
     def _lr_factor(self, iteration: int) -> float:
         return warmup_cosine_factor(iteration, self.config)
@@ -181,7 +191,13 @@ class PPOAgent(nn.Module):
                     if weight and name in out.aux_losses:
                         loss = loss + weight * out.aux_losses[name]
                         losses.set(f"loss_{name}", out.aux_losses[name].detach())
-                if not torch.isfinite(loss):
+                finite = bool(torch.isfinite(loss))
+                self.optimizer.zero_grad(set_to_none=True)
+                if finite:
+                    loss.backward()
+                if self.gradient_sync is not None:  # average over ranks; skip if any was bad
+                    finite = self.gradient_sync(self.model.parameters(), finite)
+                if not finite:
                     self.bad_updates += 1
                     sums["skipped_updates"] = sums.get("skipped_updates", 0.0) + 1
                     if self.bad_updates >= cfg.max_bad_updates:
@@ -192,8 +208,6 @@ class PPOAgent(nn.Module):
                     self.optimizer.zero_grad(set_to_none=True)
                     continue
                 self.bad_updates = 0
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self._update_ema()

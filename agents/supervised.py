@@ -31,6 +31,7 @@ from torch import nn
 from hrm_rl.agents.evaluation import Episodes
 from hrm_rl.agents.policy import PRECISIONS
 from hrm_rl.agents.ppo import update_ema, warmup_cosine_factor
+from hrm_rl.distributed import World
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.models.hrm import HRM
 
@@ -81,6 +82,14 @@ class SupervisedAgent(nn.Module):
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
         self.iteration = 0
+        # a data-parallel run's ranks (see join): gradients are averaged every segment and the
+        # batch ends when every rank's puzzles have halted
+        self.world: World | None = None
+
+    def join(self, world: World) -> None:
+        """Train data-parallel with the other ranks of ``world`` (nothing when it is alone)."""
+        if world.joined:
+            self.world = world
 
     def _lr_factor(self, iteration: int) -> float:
         return warmup_cosine_factor(iteration, self.config)
@@ -114,10 +123,15 @@ class SupervisedAgent(nn.Module):
             halt_loss = F.binary_cross_entropy_with_logits(
                 halt_logit, exact.float(), reduction="none"
             )
-            weight = active.float() / active.sum()
+            weight = active.float() / active.sum().clamp(min=1)  # this rank's mean
             loss = ((per_puzzle + cfg.halt_weight * halt_loss) * weight).sum()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.world is None:
+                loss.backward()
+            else:  # averaged over ranks, the gradient of the mean over all ranks' active puzzles
+                everywhere = max(self.world.sum(int(active.sum())), 1)
+                (loss * (self.world.size * int(active.sum()) / everywhere)).backward()
+                self.world.average_gradients(model.parameters(), True)
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
             self._update_ema()
@@ -140,8 +154,8 @@ class SupervisedAgent(nn.Module):
             forwards += int(active.sum())
             segments += 1
             active = active & ~halted
-            if not active.any():
-                break
+            if not (active.any() if self.world is None else self.world.any(bool(active.any()))):
+                break  # every puzzle (of every rank) has halted
         self.scheduler.step()
         self.iteration += 1
         metrics: dict = {name: value / segments for name, value in sums.items()}
@@ -197,6 +211,7 @@ class PuzzleSampler:
         index = torch.randint(
             len(self.boards), (self.batch_size,), generator=self.generator, device=self.device
         )
+        self.last_index = index  # the bank rows of this batch
         boards, solutions = self.boards[index], self.solutions[index]
         if self.augment:
             boards, solutions = self.rules.augment(boards, solutions, self.generator)

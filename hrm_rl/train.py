@@ -16,6 +16,7 @@ every key or group named on this command line taking this command line's value.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sys
@@ -41,6 +42,7 @@ from hrm_rl.agents.supervised import (
     play_supervised,
 )
 from hrm_rl.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from hrm_rl.distributed import World, init_world, parameter_digest
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.curriculum import Curriculum
@@ -78,12 +80,34 @@ def train(cfg: DictConfig) -> Path:
             f"time_budget.clock must be one of {sorted(CLOCKS)}, got {cfg.time_budget.clock!r}"
         )
     clock, clock_start = CLOCKS[cfg.time_budget.clock], clock_starts[cfg.time_budget.clock]
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    options = options_of(cfg)
+    world, device = init_world(
+        cfg.device, options.get("backend", "auto"), options.get("timeout_minutes", 30.0)
     )
-    random.seed(cfg.seed)
+    try:
+        return _train(cfg, checkpoint, run_dir, world, device, clock, clock_start)
+    finally:
+        world.close()
+
+
+def _train(
+    cfg: DictConfig,
+    checkpoint: dict | None,
+    run_dir: Path,
+    world: World,
+    device: torch.device,
+    clock,
+    clock_start: float,
+) -> Path:
+    """:func:`train` once the config, the run folder and this rank's place are known."""
+    if world.joined:  # rank 0's folder: Hydra's time-stamped folders can differ by a second
+        run_dir = Path(world.broadcast_object(str(run_dir)))
+        if not world.is_main:  # the other ranks log warnings only
+            logging.getLogger("hrm_rl").setLevel(logging.WARNING)
+    random.seed(cfg.seed)  # the same model on every rank; their own streams once it is built
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    rank_seed = world.rank_seed(cfg.seed)
 
     # --- puzzles: the training bank (curriculum level) and the held-out evaluation bank --------
     rules = rules_from_config(cfg.env)
@@ -103,16 +127,25 @@ def train(cfg: DictConfig) -> Path:
     else:
         frames_per_batch = cfg.batch_size * cfg.rollout
     if agent_options["total_iterations"] is None:  # the cosine schedule spans the whole run
-        agent_options["total_iterations"] = max(1, cfg.total_frames // frames_per_batch)
+        global_batch = frames_per_batch * world.size
+        agent_options["total_iterations"] = max(1, cfg.total_frames // global_batch)
     if kind == "supervised":
         agent = SupervisedAgent(model, rules, SupervisedConfig(**agent_options)).to(device)
-        feed = SupervisedFeed(agent, rules, curriculum.bank(), cfg, device)
     else:
         agent = PPOAgent(model, PPOConfig(**agent_options)).to(device)
-        feed = PPOFeed(agent, rules, curriculum.bank(), cfg, device)
+    agent.join(world)
+    if world.rank > 0:  # rank 0 keeps `seed`'s streams: a one-process run is unchanged
+        random.seed(rank_seed)
+        np.random.seed(rank_seed % 2**32)
+        torch.manual_seed(rank_seed)
+    if kind == "supervised":
+        feed = SupervisedFeed(agent, rules, curriculum.bank(), cfg, device, rank_seed)
+    else:
+        feed = PPOFeed(agent, rules, curriculum.bank(), cfg, device, rank_seed)
     eval_model = agent.model if agent.ema is None else agent.ema  # EMA weights when kept
 
     frames, spent = 0, 0.0  # spent: seconds of the time budget's clock used by earlier sessions
+    rank_frames = 0  # the frames this rank played; `frames` counts every rank's
     if checkpoint is not None:
         agent.model.load_state_dict(checkpoint["model"])
         agent.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -122,30 +155,49 @@ def train(cfg: DictConfig) -> Path:
         agent.iteration = checkpoint["iteration"]
         frames = checkpoint["frames"]
         spent = checkpoint.get("spent_seconds", 0.0)
-        feed.load_state_dict(checkpoint)
+        state = rank_state(checkpoint, world.rank)
+        if state is None:
+            log.warning(
+                "the checkpoint holds %d ranks' episodes; rank %d starts fresh episodes",
+                checkpoint.get("world_size", 1),
+                world.rank,
+            )
+        else:
+            feed.load_state_dict(state)
+            rank_frames = checkpoint.get("rank_frames", [frames])[world.rank]
         log.info("resumed %s at %d frames, iteration %d", cfg.resume, frames, agent.iteration)
+    world.broadcast_parameters(agent)  # identical already; this makes sure of it
 
-    logger = RunLogger(
-        run_dir,
-        cfg.logger.backend,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        resume=checkpoint is not None,
-    )
+    logger = None
+    if world.is_main:
+        logger = RunLogger(
+            run_dir,
+            cfg.logger.backend,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            resume=checkpoint is not None,
+        )
     log.info(
-        "run dir %s | %s agent on %s, %s | model %.2fM parameters | up to %d frames per batch",
+        "run dir %s | %s agent on %s, %s | model %.2fM parameters | up to %d frames per batch%s",
         run_dir,
         kind,
         rules,
         device,
         model.num_parameters() / 1e6,
         frames_per_batch,
+        f" on each of {world.size} ranks ({world.backend})" if world.joined else "",
     )
+    trace = RankTrace(run_dir, world, agent.model) if options_of(cfg).get("trace") else None
 
     def used_seconds() -> float:
         return spent + clock() - clock_start
 
     def save() -> Path:
-        """Everything a resume needs, written atomically to run_dir/checkpoint.pt."""
+        """Everything a resume needs, written atomically to run_dir/checkpoint.pt (by rank 0,
+        with every rank's episodes and RNG streams)."""
+        states = world.gather_objects(feed.state_dict())
+        every_rank_frames = world.all_gather_values(rank_frames)
+        if not world.is_main:
+            return (run_dir / CHECKPOINT_FILE).resolve()
         state = {
             "model": agent.model.state_dict(),
             "optimizer": agent.optimizer.state_dict(),
@@ -156,19 +208,32 @@ def train(cfg: DictConfig) -> Path:
             "iteration": agent.iteration,
             "curriculum": curriculum.state_dict(),
             "config": OmegaConf.to_yaml(cfg, resolve=True),
-            **feed.state_dict(),
+            **states[0],  # rank 0's episodes at the top level, as one-process runs write them
+            "rank_states": states[1:],
+            "world_size": world.size,
+            "rank_frames": every_rank_frames,
         }
         return save_checkpoint(run_dir / CHECKPOINT_FILE, state).resolve()
 
     # --- the loop: update → curriculum → log → eval → checkpoint ---------------------------------
-    progress = tqdm(total=cfg.total_frames, initial=frames, unit="frame", dynamic_ncols=True)
+    progress = tqdm(
+        total=cfg.total_frames,
+        initial=frames,
+        unit="frame",
+        dynamic_ncols=True,
+        disable=not world.is_main,
+    )
     start, start_frames = time.perf_counter(), frames
     last_eval = last_checkpoint = None
     evals_by_clock = int(spent // (60.0 * cfg.eval.minutes)) if cfg.eval.get("minutes") else 0
     budget = None if cfg.time_budget.minutes is None else 60.0 * cfg.time_budget.minutes
+    if trace is not None:
+        trace.write(
+            event="start", iteration=agent.iteration, frames=frames, rank_frames=rank_frames
+        )
     try:
         while frames < cfg.total_frames:
-            if budget is not None and used_seconds() >= budget:
+            if world.any(budget is not None and used_seconds() >= budget):  # rank 0's clock too
                 log.warning(
                     "time budget of %s %s minutes used up at %d frames",
                     cfg.time_budget.minutes,
@@ -177,7 +242,17 @@ def train(cfg: DictConfig) -> Path:
                 )
                 break
             step_frames, update, solved = feed.step()  # solved: bool, one per finished episode
-            previous, frames = frames, frames + step_frames
+            rank_frames += step_frames
+            previous, frames = frames, frames + world.sum(step_frames)
+            if trace is not None:
+                trace.write(
+                    event="update",
+                    iteration=agent.iteration,
+                    frames=frames,
+                    rank_frames=rank_frames,
+                    puzzles=feed.last_puzzles(),
+                )
+            solved = world.cat(solved)  # every rank's episodes: the same curriculum everywhere
             if curriculum.update(solved):
                 feed.set_bank(curriculum.bank())  # running episodes finish on the old bank
 
@@ -194,14 +269,16 @@ def train(cfg: DictConfig) -> Path:
                 **curriculum.metrics(),
             }
             eval_minutes = cfg.eval.get("minutes")
-            if crossed(previous, frames, cfg.eval.every) or (
-                eval_minutes and used_seconds() >= 60.0 * eval_minutes * (evals_by_clock + 1)
+            if world.is_main and (
+                crossed(previous, frames, cfg.eval.every)
+                or (eval_minutes and used_seconds() >= 60.0 * eval_minutes * (evals_by_clock + 1))
             ):
                 metrics.update(feed.evaluate(eval_model, held_out))
                 last_eval = frames
                 if eval_minutes:
                     evals_by_clock = int(used_seconds() // (60.0 * eval_minutes))
-            logger.log(metrics, step=frames)
+            if logger is not None:
+                logger.log(metrics, step=frames)
             if crossed(previous, frames, cfg.checkpoint.every):
                 save()
                 last_checkpoint = frames
@@ -214,7 +291,7 @@ def train(cfg: DictConfig) -> Path:
                 level=curriculum.level,
             )
 
-        if last_eval != frames:
+        if world.is_main and last_eval != frames:
             final = feed.evaluate(eval_model, held_out)
             final["time/seconds"] = used_seconds()
             logger.log(final, step=frames)
@@ -222,8 +299,11 @@ def train(cfg: DictConfig) -> Path:
     finally:
         progress.close()
         feed.shutdown()
-        logger.close()
+        if logger is not None:
+            logger.close()
 
+    if not world.is_main:
+        return path
     print(logger.summary_table())
     curves = ["train/solve_rate", "eval/solve_rate", "curriculum/level", *CURVE_KEYS[kind]]
     logger.plot_curves(run_dir / CURVES_FILE, curves)
@@ -242,6 +322,7 @@ class PPOFeed:
         bank: PuzzleSet,
         cfg: DictConfig,
         device: torch.device,
+        seed: int,
     ) -> None:
         self.agent, self.rules, self.env_cfg, self.device = agent, rules, cfg.env, device
         model = agent.model
@@ -251,7 +332,7 @@ class PPOFeed:
                 bank,
                 cfg.batch_size,
                 device=device,
-                seed=cfg.seed,
+                seed=seed,
                 augment=cfg.env.augment,
                 **env_options(cfg.env),
             ),
@@ -272,9 +353,14 @@ class PPOFeed:
 
     def step(self) -> tuple[int, dict, torch.Tensor]:
         data = next(self.batches)  # [B, T]
+        self._puzzles = data["puzzle_index"]
         update = self.agent.update(data)
         finished = data["next", "done"].squeeze(-1)  # [B, T]
         return data.numel(), update, data["next", "solved"].squeeze(-1)[finished]
+
+    def last_puzzles(self) -> list[int]:
+        """The bank rows of the puzzles played in the last batch."""
+        return torch.unique(self._puzzles).tolist()
 
     @staticmethod
     def loss(update: dict) -> float:
@@ -325,6 +411,7 @@ class SupervisedFeed:
         bank: PuzzleSet,
         cfg: DictConfig,
         device: torch.device,
+        seed: int,
     ) -> None:
         if cfg.env.action_mode != "grid":
             raise ValueError(
@@ -333,12 +420,16 @@ class SupervisedFeed:
             )
         self.agent, self.rules, self.device = agent, rules, device
         self.sampler = PuzzleSampler(
-            rules, bank, cfg.batch_size, device=device, seed=cfg.seed, augment=cfg.env.augment
+            rules, bank, cfg.batch_size, device=device, seed=seed, augment=cfg.env.augment
         )
 
     def step(self) -> tuple[int, dict, torch.Tensor]:
         update = self.agent.update(*self.sampler.draw())
         return update.pop("forwards"), update, update.pop("solved")
+
+    def last_puzzles(self) -> list[int]:
+        """The bank rows of the puzzles drawn for the last batch."""
+        return torch.unique(self.sampler.last_index).tolist()
 
     @staticmethod
     def loss(update: dict) -> float:
@@ -378,6 +469,38 @@ def agent_name(agent_cfg: DictConfig) -> str:
     if name not in AGENTS:
         raise ValueError(f"agent.name must be one of {AGENTS}, got {name!r}")
     return name
+
+
+def rank_state(checkpoint: dict, rank: int) -> dict | None:
+    """The episode and RNG state ``rank`` saved in ``checkpoint`` (rank 0's lies at the top
+    level, as in checkpoints of one-process runs), or None when that rank was not in the run."""
+    if rank == 0:
+        return checkpoint
+    others = checkpoint.get("rank_states", [])
+    return others[rank - 1] if rank - 1 < len(others) else None
+
+
+def options_of(cfg: DictConfig) -> dict:
+    """The ``distributed`` config as a dict (empty for configs written before it existed)."""
+    options = cfg.get("distributed")
+    return {} if options is None else dict(OmegaConf.to_container(options, resolve=True))
+
+
+class RankTrace:
+    """``distributed.trace=true``: one JSON line per update from every rank, in
+    ``run_dir/ranks/rank<r>.jsonl``: the frame counters, the parameters' SHA-256 (equal on every
+    rank when the run is in sync) and the bank rows played. For checking a multi-node setup."""
+
+    def __init__(self, run_dir: Path, world: World, model: torch.nn.Module) -> None:
+        self.path = run_dir / "ranks" / f"rank{world.rank}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.world, self.model = world, model
+
+    def write(self, **fields) -> None:
+        line = {"rank": self.world.rank, "world_size": self.world.size, **fields}
+        line["params"] = parameter_digest(self.model)
+        with self.path.open("a") as file:
+            file.write(json.dumps(line) + "\n")
 
 
 def crossed(previous: int, frames: int, every: int) -> bool:
