@@ -127,3 +127,27 @@ def test_compare_needs_an_output_path_and_a_positive_budget():
         main(["compare", "--env", "sudoku4x4", "--budget-minutes", "1"])
     with pytest.raises(ValueError, match="budget"):
         main(["compare", "--env", "sudoku4x4", "--budget-minutes", "0", "--out", "x.json"])
+
+
+@pytest.mark.slow
+def test_ranks_benchmark_trains_on_one_and_two_ranks_and_reports_global_frames(tmp_path, capsys):
+    out = tmp_path / "ranks.json"
+    argv = ["ranks", "--env", "sudoku4x4", "--iterations", "2", "--out", str(out)]
+    main([*argv, "--set", "batch_size=8", "rollout=4"])
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    rows = results["rows"]
+    assert [r["ranks"] for r in rows] == [1, 2]
+    assert [r["frames"] for r in rows] == [2 * 32, 2 * 2 * 32]  # global: every rank's batches
+    assert all(r["frames_per_second"] > 0 for r in rows)
+    assert rows[0]["speedup"] == 1.0
+    assert rows[1]["speedup"] == pytest.approx(
+        rows[1]["frames_per_second"] / rows[0]["frames_per_second"]
+    )
+    assert "torch.distributed.run --standalone --nproc_per_node=2" in rows[1]["command"]
+    assert printed.count("\n") >= 4 and "speed-up" in printed
+
+
+def test_ranks_benchmark_needs_two_iterations():
+    with pytest.raises(ValueError, match="--iterations must be at least 2"):
+        main(["ranks", "--iterations", "1"])

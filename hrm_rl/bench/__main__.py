@@ -1,4 +1,5 @@
-"""Command line of the benchmarks: ``python -m hrm_rl.bench {env,model,compare} [--out PATH]``."""
+"""Command line of the benchmarks:
+``python -m hrm_rl.bench {env,model,compare,ranks} [--out PATH]``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from hrm_rl.bench import compare as compare_bench
 from hrm_rl.bench import env as env_bench
 from hrm_rl.bench import model as model_bench
+from hrm_rl.bench import ranks as ranks_bench
 
 
 def machine() -> dict:
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
         "compare", help="train every contender for the same budget, then judge them side by side"
     )
     compare_bench.add_arguments(compare_parser)
+    ranks_parser = sub.add_parser(
+        "ranks", help="training frames/s on 1, 2, ... data-parallel ranks (torchrun)"
+    )
+    ranks_bench.add_arguments(ranks_parser)
     for p in sub.choices.values():
         p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -55,6 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.what == "compare":
         results.update(compare_bench.run(args))
         print(compare_bench.table(results))
+    elif args.what == "ranks":
+        results.update(ranks_bench.run(args))
+        print(ranks_bench.table(results))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
