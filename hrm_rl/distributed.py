@@ -217,6 +217,12 @@ def _device(device: str, local_rank: int | None) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and local_rank is not None:
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(
+                f"the rank with LOCAL_RANK={local_rank} needs CUDA device {local_rank}, but this "
+                f"node has {torch.cuda.device_count()}: start at most that many ranks per node "
+                "(--nproc_per_node), or train on the CPU with device=cpu"
+            )
         return torch.device("cuda", local_rank)
     return torch.device(device)
 

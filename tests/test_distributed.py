@@ -26,6 +26,7 @@ from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.train import build_model
 
 TINY_PPO = [
+    "device=cpu",  # gloo CPU ranks, also where a GPU is present
     "env=sudoku4x4",
     "batch_size=8",
     "rollout=4",
@@ -130,6 +131,7 @@ def test_the_supervised_agent_trains_data_parallel_too(tmp_path):
     run_dir = tmp_path / "run"
     train(
         tmp_path,
+        "device=cpu",
         "agent=supervised",
         "agent.segments=2",
         "env=sudoku4x4",
@@ -230,3 +232,11 @@ def _digest_of(checkpoint: dict) -> str:
     model = build_model(rules_from_config(cfg.env), cfg.model, torch.device("cpu"))
     model.load_state_dict(checkpoint["model"])
     return parameter_digest(model)
+
+
+def test_more_ranks_on_a_node_than_gpus_is_a_clear_error(monkeypatch):
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="LOCAL_RANK=1 needs CUDA device 1, but this node has 1"):
+        init_world("cuda")
