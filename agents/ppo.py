@@ -171,9 +171,10 @@ class PPOAgent(nn.Module):
     def update(self, data: TensorDictBase, generator: torch.Generator | None = None) -> dict:
         """Advantages, then ``epochs`` passes over shuffled minibatches; returns mean metrics."""
         cfg = self.config
-        data = self.compute_advantages(data).reshape(-1)
+        device = next(self.model.parameters()).device  # minibatches go where the model is
+        data = self.compute_advantages(data.to(device)).reshape(-1)
         buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(data.numel(), device=data.device or "cpu"),
+            storage=LazyTensorStorage(data.numel(), device=device),
             sampler=SamplerWithoutReplacement(),
             batch_size=min(cfg.minibatch_size, data.numel()),
         )

@@ -347,6 +347,7 @@ class PPOFeed:
             agent.actor,
             frames_per_batch=cfg.batch_size * cfg.rollout,
             total_frames=-1,  # endless: the loop stops at cfg.total_frames
+            storing_device=device,  # batches stay on the training device (else: CPU)
             auto_register_policy_transforms=False,
         )
         self.batches = iter(self.collector)
