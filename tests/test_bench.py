@@ -82,27 +82,26 @@ def test_compare_trains_each_contender_for_the_budget_and_writes_json_markdown_p
 ):
     out = tmp_path / "compare.json"
     contenders = ["ppo_hrm", "supervised_one_step", "sb3_maskable_ppo"]
-    results = main(
-        [
-            "compare",
-            "--env",
-            "sudoku4x4",
-            "--budget-minutes",
-            "0.15",
-            "--contenders",
-            *contenders,
-            "--num-puzzles",
-            "16",
-            "--attempts",
-            "2",
-            "--set",
-            "batch_size=16",
-            "model.d_model=32",
-            "model.num_heads=2",
-            "--out",
-            str(out),
-        ]
-    )
+    argv = [
+        "compare",
+        "--env",
+        "sudoku4x4",
+        "--budget-minutes",
+        "0.15",
+        "--contenders",
+        *contenders,
+        "--num-puzzles",
+        "16",
+        "--attempts",
+        "2",
+        "--set",
+        "batch_size=16",
+        "model.d_model=32",
+        "model.num_heads=2",
+        "--out",
+        str(out),
+    ]
+    results = main(argv)
     printed = capsys.readouterr().out
     written = json.loads(out.read_text())
     assert [row["contender"] for row in written["contenders"]] == contenders
@@ -120,6 +119,11 @@ def test_compare_trains_each_contender_for_the_budget_and_writes_json_markdown_p
     assert ours[1]["parameters"] == ours[0]["parameters"]  # the same backbone, other training
     assert (tmp_path / "compare.md").read_text().count("\n| ") == 1 + len(contenders)
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+    # --keep: the same settings again reuse every row instead of training (order as asked)
+    argv[argv.index("--contenders") + 1 : argv.index("--num-puzzles")] = contenders[::-1]
+    again = main([*argv, "--keep"])
+    assert again["contenders"] == written["contenders"][::-1]
 
 
 def test_compare_needs_an_output_path_and_a_positive_budget():
@@ -151,3 +155,13 @@ def test_ranks_benchmark_trains_on_one_and_two_ranks_and_reports_global_frames(t
 def test_ranks_benchmark_needs_two_iterations():
     with pytest.raises(ValueError, match="--iterations must be at least 2"):
         main(["ranks", "--iterations", "1"])
+
+
+def test_compare_keep_refuses_a_row_made_under_other_settings(tmp_path):
+    row_file = tmp_path / "c_runs" / "ppo_hrm" / "row.json"
+    row_file.parent.mkdir(parents=True)
+    settings = {"env": "sudoku4x4", "overrides": [], "budget_minutes": 5.0, "seed": 0}
+    row_file.write_text(json.dumps({"settings": settings, "row": {"contender": "ppo_hrm"}}))
+    argv = ["compare", "--env", "sudoku4x4", "--budget-minutes", "3", "--keep"]
+    with pytest.raises(ValueError, match="was run with"):
+        main([*argv, "--contenders", "ppo_hrm", "--out", str(tmp_path / "c.json")])

@@ -11,7 +11,10 @@ and the same training bank.
 
 The result is a JSON file at ``--out`` with one row per contender (parameters, frames seen, held-out
 greedy solve rate = pass@1, pass@K, exact match, mistakes, and the solve-rate-against-time curve),
-a Markdown table beside it (``.md``) and a PNG of the curves (``.png``).
+a Markdown table beside it (``.md``) and a PNG of the curves (``.png``). Each contender's row is
+also kept in ``<out>_runs/<contender>/row.json`` with the settings it ran under; ``--keep`` reuses
+such rows made under the same settings and runs only the missing contenders, so a long comparison
+can be split over several sittings.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ CONTENDERS: dict[str, tuple[str, list[str]]] = {
     "sb3_maskable_ppo": ("sb3-contrib MaskablePPO, default MlpPolicy", []),
 }
 CURVE_POINTS = 6  # periodic held-out evaluations per contender, spread over the budget
+ROW_FILE = "row.json"  # a contender's result and the settings it ran under, in its run folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="Hydra overrides for every contender, e.g. env.givens=[31,41] batch_size=128",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse the rows of contenders already run with these settings (<out>_runs/*/row.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -86,15 +95,37 @@ def run(args: argparse.Namespace) -> dict:
         f"eval.num_puzzles={args.num_puzzles}",
         *args.set,
     ]
+    settings = {
+        "env": args.env,
+        "overrides": args.set,
+        "budget_minutes": args.budget_minutes,
+        "seed": args.seed,
+        "attempts": args.attempts,
+        "held_out_puzzles": args.num_puzzles,
+    }
+    kept = (
+        {name: _kept_row(runs_dir / name, settings) for name in args.contenders}
+        if args.keep
+        else {}
+    )
     rows = []
     for name in args.contenders:
         label, overrides = CONTENDERS[name]
+        if kept.get(name) is not None:
+            log.warning("compare: %s kept from %s", name, runs_dir / name / ROW_FILE)
+            rows.append(kept[name])
+            continue
         log.warning("compare: %s for %.1f minutes", name, args.budget_minutes)
         if name == "sb3_maskable_ppo":
             row = run_sb3(common, args)
         else:
             row = run_ours(runs_dir / name, [*common, *overrides], args)
-        rows.append({"contender": name, "label": label, **row})
+        row = {"contender": name, "label": label, **row}
+        (runs_dir / name).mkdir(parents=True, exist_ok=True)
+        (runs_dir / name / ROW_FILE).write_text(
+            json.dumps({"settings": settings, "row": row}, indent=2) + "\n"
+        )
+        rows.append(row)
     return {
         "env": args.env,
         "overrides": args.set,
@@ -172,6 +203,21 @@ def run_sb3(common: list[str], args: argparse.Namespace) -> dict:
     )
     result.pop("contender", None)
     return result
+
+
+def _kept_row(run_dir: Path, settings: dict) -> dict | None:
+    """The row saved in ``run_dir`` (None if there is none); an error when it was made under
+    other settings, which would not compare."""
+    path = run_dir / ROW_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved["settings"] != settings:
+        raise ValueError(
+            f"--keep: {path} was run with {saved['settings']}, not {settings}; run it again "
+            "without --keep or delete that file"
+        )
+    return saved["row"]
 
 
 def _compose(overrides: list[str]) -> DictConfig:
