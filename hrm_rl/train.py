@@ -114,7 +114,8 @@ def _train(
     curriculum = make_curriculum(rules, cfg.env, cfg.seed)
     if checkpoint is not None:
         curriculum.load_state_dict(checkpoint["curriculum"])
-    held_out = held_out_puzzles(rules, cfg.env, cfg.eval.num_puzzles)
+    # rank 0 alone evaluates (generating 9×9 puzzles takes a while)
+    held_out = held_out_puzzles(rules, cfg.env, cfg.eval.num_puzzles) if world.is_main else None
 
     # --- model, agent, and what feeds it: env + collector (PPO) or a puzzle sampler -------------
     model = build_model(rules, cfg.model, device)
