@@ -126,15 +126,7 @@ def run(args: argparse.Namespace) -> dict:
             json.dumps({"settings": settings, "row": row}, indent=2) + "\n"
         )
         rows.append(row)
-    return {
-        "env": args.env,
-        "overrides": args.set,
-        "budget_minutes": args.budget_minutes,
-        "seed": args.seed,
-        "attempts": args.attempts,
-        "held_out_puzzles": args.num_puzzles,
-        "contenders": rows,
-    }
+    return {**settings, "contenders": rows}
 
 
 def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace) -> dict:
