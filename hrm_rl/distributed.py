@@ -157,10 +157,6 @@ class World:
             offset += n
         return bool(counts[-1].item() == self.size)
 
-    def barrier(self) -> None:
-        if self.joined:
-            dist.barrier()
-
     def close(self) -> None:
         """Leave the process group (nothing when alone)."""
         if self.joined and dist.is_initialized():
