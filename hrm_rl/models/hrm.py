@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from tensordict import TensorDict
@@ -117,6 +118,9 @@ class HRMOutput:
     selection_probs: torch.Tensor | None  # [B, N, N_c]: softmax of the cell scores per cycle
     aux_losses: dict[str, torch.Tensor]  # diverse, balance, selfsup (unweighted)
     cell_usage: torch.Tensor | None  # [N_c]: how often each cell was active in this call
+    # where the tracked part of the segment starts (see HRM.forward): z_H, z_L, cells, and for
+    # the prefix cycles' selections h_hat [B, n, S, d] and cells_seen [B, n, N_c, 1+C, d]
+    resume: TensorDict | None = None
 
     @property
     def selection_log_prob(self) -> torch.Tensor:
@@ -229,15 +233,29 @@ class HRM(nn.Module):
             x = self.positions(x) / math.sqrt(2.0)
         return math.sqrt(cfg.d_model) * x
 
-    def _tracked(self, n: int, t: int | None = None) -> bool:
-        """Whether the L step (n, t) — or with ``t=None`` the H update of cycle n — has gradient."""
+    # --- the schedule of one segment ------------------------------------------------------------
+
+    def schedule(self) -> list[tuple[int, int]]:
+        """The applications of one segment in order: ``(n, t)`` for ``t < T`` is the L step t of
+        cycle n, and ``(n, T)`` the H update that ends cycle n."""
         cfg = self.config
-        if cfg.grad == "full":
-            return True
-        last_cycle = n == cfg.N - 1
-        if cfg.grad == "last_cycle" or t is None:
-            return last_cycle
-        return last_cycle and t == cfg.T - 1  # one_step
+        return [(n, t) for n in range(cfg.N) for t in range(cfg.T + 1)]
+
+    @property
+    def first_tracked(self) -> int:
+        """Index in :meth:`schedule` of the first application with gradient; every later one has
+        gradient too (``one_step``: the last L step; ``last_cycle``: the last cycle; ``full``: 0).
+        What comes before it is the segment's *untracked prefix*."""
+        cfg = self.config
+        last_cycle = (cfg.N - 1) * (cfg.T + 1)
+        return {"full": 0, "last_cycle": last_cycle, "one_step": last_cycle + cfg.T - 1}[cfg.grad]
+
+    @property
+    def prefix_cycles(self) -> int:
+        """How many H updates (cycles) end inside the untracked prefix."""
+        return self.first_tracked // (self.config.T + 1)
+
+    # --- forward ----------------------------------------------------------------------------
 
     def forward(
         self,
@@ -248,90 +266,147 @@ class HRM(nn.Module):
         selections: torch.Tensor | None = None,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        resume: TensorDict | None = None,
     ) -> HRMOutput:
-        """One segment from ``carry``; ``selections`` ``[B, N, k]`` forces the cells (replay)."""
+        """One segment from ``carry``; ``selections`` ``[B, N, k]`` forces the cells (replay).
+
+        The untracked prefix of the schedule runs without gradient, and what it ends with is
+        returned as ``out.resume``: the states and cells where the tracked part starts, and the
+        inputs ``(ĥ, cells)`` of the prefix cycles' selections. Passing that ``resume`` back
+        (with the same tokens, carry and forced selections) skips the prefix: the segment
+        continues from the stored states and rescores the prefix selections, with gradient,
+        from their stored inputs. Both ways give the same outputs and the same gradients.
+        """
         cfg = self.config
-        grad_on = torch.is_grad_enabled()
-        B = tokens.shape[0]
-        x = self.embed(tokens, candidates)
-        z_H, z_L = carry["z_H"], carry["z_L"]
-        cells = None
-        if self.has_memory:
+        if resume is not None and self.config.h_module == "multicell" and selections is None:
+            raise ValueError("resuming a segment needs its stored selections (selections=...)")
+        x = self.embed(tokens, candidates)  # [B, P+L, d]
+        state = {"z_H": carry["z_H"], "z_L": carry["z_L"]}
+        if self.has_memory:  # fresh episodes read the learned initial cells (with gradient)
+            B = tokens.shape[0]
             initial = self.H_update.initial_cells.unsqueeze(0).expand_as(carry["cells"])
-            fresh = carry["fresh"].view(B, 1, 1, 1)
-            cells = torch.where(fresh, initial, carry["cells"])  # learned cells get gradient
+            state["cells"] = torch.where(carry["fresh"].view(B, 1, 1, 1), initial, carry["cells"])
+        trace, draw = CycleTrace(), Draw(selections, deterministic, generator)
+        steps, split = self.schedule(), self.first_tracked
+        if resume is None:
+            with torch.no_grad():
+                state = self._run(steps[:split], x, state, trace, draw)
+        else:
+            state = self._resume(state, resume, trace, selections)
+        prefix = self._prefix_record(state, trace) if resume is None else resume
+        if cfg.h_module == "multicell" and (resume is not None or torch.is_grad_enabled()):
+            self._score_prefix(trace)  # with gradient: the prefix cycles' policy learns too
+        state = self._run(steps[split:], x, state, trace, draw)
+        return self._output(state, trace, prefix)
 
-        policy = cfg.h_module == "multicell"
-        chosen, log_probs, entropy, probs, scores, selfsup = [], [], x.new_zeros(B), [], [], []
-        for n in range(cfg.N):
-            for t in range(cfg.T):
-                with torch.set_grad_enabled(grad_on and self._tracked(n, t)):
-                    z_L = self.L_net(z_L, z_H + x)
-            tracked = grad_on and self._tracked(n)
-            if not self.has_memory:
-                with torch.set_grad_enabled(tracked):
-                    z_H = self.H_update(z_H, z_L)
-                continue
-            with torch.set_grad_enabled(tracked):
-                h_hat = self.H_update.combine(z_H, z_L)
-            if policy:
-                forced = None if selections is None else selections[:, n]
-                selection, weights, step = self._select(
-                    h_hat, cells, forced, deterministic, generator
-                )
-                chosen.append(step["choice"])
-                log_probs.append(step["log_prob"])
-                entropy = entropy + step["entropy"]
-                probs.append(step["probs"])
-                scores.append(step["scores"])
+    def _run(self, steps, x, state, trace: CycleTrace, draw: Draw) -> dict:
+        """Apply ``steps`` of the schedule to the state ``{z_H, z_L, cells}``: DESIGN §3's loop."""
+        z_H, z_L, cells = state["z_H"], state["z_L"], state.get("cells")
+        for n, t in steps:
+            if t < self.config.T:
+                z_L = self.L_net(z_L, z_H + x)  # z_L = L_net(z_L + z_H + x̂), [B, S, d]
+            elif not self.has_memory:
+                z_H = self.H_update(z_H, z_L)  # z_H = H_net(z_H + z_L)
             else:
-                selection = torch.zeros(B, 1, dtype=torch.long, device=x.device)
-                weights = torch.ones(B, 1, device=x.device)
-            with torch.set_grad_enabled(tracked):
-                z_H, cells, reads = self.H_update(z_H, z_L, cells, h_hat, selection, weights)
-                if policy:
-                    delta_z = (weights.view(B, -1, 1, 1) * reads).sum(dim=1)
-                    best = weights.argmax(dim=1).view(B, 1, 1, 1).expand(B, 1, *reads.shape[2:])
-                    selfsup.append(selfsup_loss(delta_z, reads.gather(1, best).squeeze(1)))
+                h_hat = self.H_update.combine(z_H, z_L)  # ĥ = LN(z_H + z_L)
+                chosen, weights = self._choose(trace, h_hat, cells, draw, n)
+                z_H, cells, reads = self.H_update(z_H, z_L, cells, h_hat, chosen, weights)
+                if torch.is_grad_enabled() and trace.scores:  # multicell: for L_selfsup
+                    trace.reads.append((weights, reads))
+        return {"z_H": z_H, "z_L": z_L} | ({} if cells is None else {"cells": cells})
 
-        P = cfg.prefix_tokens
-        tokens_out = z_H[:, P:]  # [B, L, d]
-        pooled = z_H[:, 0] if P > 0 else z_H.mean(dim=1)
-        new_carry = TensorDict(
-            {
-                "z_H": z_H.detach(),
-                "z_L": z_L.detach(),
-                "fresh": torch.zeros(B, dtype=torch.bool, device=x.device),
-            },
-            batch_size=[B],
-        )
-        if cells is not None:
-            new_carry["cells"] = cells.detach()
-        aux, usage, probs_t, chosen_t = {}, None, None, None
-        if policy:
-            chosen_t = torch.stack(chosen, dim=1)  # [B, N, k]
-            probs_t = torch.stack(probs, dim=1)  # [B, N, N_c]
-            active = self._full_selection(chosen_t.view(B * cfg.N, -1))
-            usage = torch.bincount(active.reshape(-1), minlength=cfg.num_cells)
-            aux = {
-                "diverse": diversity_loss(probs_t),
-                "balance": balance_loss(probs_t, exclude_first=cfg.always_active_first),
-                "selfsup": torch.stack(selfsup).mean(),
-            }
-        return HRMOutput(
+    def _choose(self, trace: CycleTrace, h_hat, cells, draw: Draw, n: int):
+        """The cells this H update reads and writes, and their weights α = softmax(s_A).
+
+        ``multicell``: score the cells, draw (or force) the choice A and record it in ``trace``;
+        ``bicross``: its one cell, with weight 1.
+        """
+        B = h_hat.shape[0]
+        if self.config.h_module != "multicell":
+            return h_hat.new_zeros(B, 1, dtype=torch.long), h_hat.new_ones(B, 1)
+        scores = self.H_update.relevance(h_hat, cells)  # [B, N_c]
+        choosable = self._choosable(scores)
+        if draw.selections is not None:  # replay: the stored choice
+            choice = draw.selections[:, n].long()
+        else:
+            dist = TopKSelection(choosable.float(), self.config.top_k, generator=draw.generator)
+            choice = dist.deterministic_sample if draw.deterministic else dist.sample()
+        trace.record(h_hat, cells, scores, choice)
+        selection = self._full_selection(choice)
+        return selection, torch.softmax(scores.gather(1, selection).float(), dim=1)
+
+    def _choosable(self, scores: torch.Tensor) -> torch.Tensor:
+        """The scores of the cells the policy chooses from (all but an always-on cell 1)."""
+        return scores[..., 1:] if self.config.always_active_first else scores
+
+    def _prefix_record(self, state: dict, trace: CycleTrace) -> TensorDict:
+        """What :meth:`forward` needs to skip the untracked prefix, detached."""
+        B = state["z_H"].shape[0]
+        record = TensorDict({key: value.detach() for key, value in state.items()}, batch_size=[B])
+        if trace.h_hat:  # the prefix cycles' selection inputs: [B, prefix_cycles, ...]
+            record["h_hat"] = torch.stack(trace.h_hat, dim=1).detach()
+            record["cells_seen"] = torch.stack(trace.cells, dim=1).detach()
+        return record
+
+    def _resume(self, state: dict, resume: TensorDict, trace: CycleTrace, selections) -> dict:
+        """The state where the tracked part starts, read from ``resume``; the prefix cycles'
+        selection inputs go into ``trace`` (cycle 1 reads the carry's cells, as in a full run)."""
+        start = {"z_H": resume["z_H"], "z_L": resume["z_L"]}
+        if self.has_memory:  # without a prefix cycle the cells are the carry's, with gradient
+            start["cells"] = resume["cells"] if self.prefix_cycles else state["cells"]
+        for n in range(self.prefix_cycles if "h_hat" in resume.keys() else 0):
+            cells = state["cells"] if n == 0 else resume["cells_seen"][:, n]
+            trace.record(resume["h_hat"][:, n], cells, None, selections[:, n].long())
+        return start
+
+    def _score_prefix(self, trace: CycleTrace) -> None:
+        """Recompute the prefix cycles' cell scores from their recorded inputs."""
+        for n in range(self.prefix_cycles):
+            trace.scores[n] = self.H_update.relevance(trace.h_hat[n], trace.cells[n])
+
+    def _output(self, state: dict, trace: CycleTrace, prefix: TensorDict) -> HRMOutput:
+        """Heads, the detached carry, and the selection's log-probabilities and losses."""
+        cfg = self.config
+        z_H = state["z_H"]
+        B = z_H.shape[0]
+        tokens_out = z_H[:, cfg.prefix_tokens :]  # [B, L, d]
+        pooled = z_H[:, 0] if cfg.prefix_tokens > 0 else z_H.mean(dim=1)  # [B, d]
+        carry = TensorDict({key: value.detach() for key, value in state.items()}, batch_size=[B])
+        carry["fresh"] = torch.zeros(B, dtype=torch.bool, device=z_H.device)
+        out = HRMOutput(
             move_logits=self.f_O(tokens_out).flatten(1),
             grid_logits=self.f_grid(tokens_out),
             value=self.f_V(pooled).squeeze(-1),
             halt_logit=self.f_halt(pooled).squeeze(-1),
-            carry=new_carry,
-            selections=chosen_t,
-            selection_log_probs=torch.stack(log_probs, dim=1) if log_probs else x.new_zeros(B, 0),
-            selection_entropy=entropy,
-            selection_scores=torch.stack(scores, dim=1) if scores else None,
-            selection_probs=probs_t,
-            aux_losses=aux,
-            cell_usage=usage,
+            carry=carry,
+            selections=None,
+            selection_log_probs=z_H.new_zeros(B, 0),
+            selection_entropy=z_H.new_zeros(B),
+            selection_scores=None,
+            selection_probs=None,
+            aux_losses={},
+            cell_usage=None,
+            resume=prefix,
         )
+        if not trace.scores:
+            return out
+        scores = torch.stack(trace.scores, dim=1).float()  # [B, N, N_c]
+        chosen = torch.stack(trace.choice, dim=1)  # [B, N, k]
+        law = TopKSelection(self._choosable(scores), cfg.top_k)
+        probs = torch.softmax(scores, dim=-1)  # [B, N, N_c]
+        out.selections = chosen
+        out.selection_log_probs = law.log_prob(chosen)  # [B, N]: log PL(A_n | s_n)
+        out.selection_entropy = law.entropy().sum(dim=1)
+        out.selection_scores = self._choosable(scores)
+        out.selection_probs = probs
+        active = self._full_selection(chosen.view(B * cfg.N, -1))
+        out.cell_usage = torch.bincount(active.reshape(-1), minlength=cfg.num_cells)
+        out.aux_losses = {
+            "diverse": diversity_loss(probs),
+            "balance": balance_loss(probs, exclude_first=cfg.always_active_first),
+            "selfsup": trace.selfsup_loss(z_H),
+        }
+        return out
 
     def _full_selection(self, choice: torch.Tensor) -> torch.Tensor:
         """Cell indices actually read and written: the policy's choice (+ cell 1 if always on)."""
@@ -340,31 +415,46 @@ class HRM(nn.Module):
         first = torch.zeros(choice.shape[0], 1, dtype=choice.dtype, device=choice.device)
         return torch.cat([first, choice + 1], dim=1)
 
-    def _select(self, h_hat, cells, forced, deterministic, generator):
-        """Score the cells, draw (or force) this cycle's choice; α = softmax(s_A)."""
-        scores = self.H_update.relevance(h_hat, cells)  # [B, N_c]
-        choosable = scores[:, 1:] if self.config.always_active_first else scores
-        dist = TopKSelection(choosable.float(), self.config.top_k, generator=generator)
-        if forced is not None:
-            choice = forced.long()
-        elif deterministic:
-            choice = dist.deterministic_sample
-        else:
-            choice = dist.sample()
-        selection = self._full_selection(choice)
-        weights = torch.softmax(scores.gather(1, selection).float(), dim=1)
-        step = {
-            "choice": choice,
-            "log_prob": dist.log_prob(choice),
-            "entropy": dist.entropy(),
-            "probs": torch.softmax(scores.float(), dim=1),
-            "scores": choosable,
-        }
-        return selection, weights, step
-
     def num_parameters(self) -> int:
         """Every trainable number: layers, embeddings, task tokens and memory cells included."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class Draw(NamedTuple):
+    """How a segment's cells are chosen: forced (replay), top-k, or sampled with ``generator``."""
+
+    selections: torch.Tensor | None
+    deterministic: bool
+    generator: torch.Generator | None
+
+
+@dataclass
+class CycleTrace:
+    """The cycles of one segment as the selection policy saw them (``multicell``): per cycle
+    the inputs of the scores (ĥ and the cells), the scores ``[B, N_c]`` and the choice
+    ``[B, k]``; and for the cycles with gradient the weights and per-cell reads (L_selfsup)."""
+
+    h_hat: list = field(default_factory=list)
+    cells: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
+    choice: list = field(default_factory=list)
+    reads: list = field(default_factory=list)
+
+    def record(self, h_hat, cells, scores, choice) -> None:
+        self.h_hat.append(h_hat)
+        self.cells.append(cells)
+        self.scores.append(scores)
+        self.choice.append(choice)
+
+    def selfsup_loss(self, like: torch.Tensor) -> torch.Tensor:
+        """``L_selfsup`` averaged over the cycles with gradient (0 when none has)."""
+        losses = []
+        for weights, reads in self.reads:  # [B, k], [B, k, S, d]
+            B = reads.shape[0]
+            delta_z = (weights.view(B, -1, 1, 1).to(reads.dtype) * reads).sum(dim=1)
+            best = weights.argmax(dim=1).view(B, 1, 1, 1).expand(B, 1, *reads.shape[2:])
+            losses.append(selfsup_loss(delta_z, reads.gather(1, best).squeeze(1)))
+        return torch.stack(losses).mean() if losses else like.new_zeros(())
 
 
 def _where_rows(rows: torch.Tensor, new: TensorDict, old: TensorDict) -> TensorDict:

@@ -108,6 +108,64 @@ def test_replay_with_forced_selections_reproduces_the_step(grad, always_active_f
     assert model.H_update.W_r.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
+@pytest.mark.parametrize(
+    "h_module, always_active_first",
+    [("hrm", False), ("bicross", False), ("multicell", False), ("multicell", True)],
+)
+def test_resuming_after_the_untracked_prefix_gives_the_same_outputs_and_gradients(
+    grad, h_module, always_active_first
+):
+    model = make_model(
+        h_module=h_module, grad=grad, num_cells=5, top_k=2, always_active_first=always_active_first
+    )
+    tokens, candidates = inputs()
+    carry = model(tokens, model.initial_carry(5), candidates).carry
+    carry["fresh"] = torch.tensor([True, False, True, False, False])  # new and running episodes
+    with torch.no_grad():
+        acted = model(tokens, carry, candidates, generator=torch.Generator().manual_seed(3))
+
+    def replay(resume):
+        model.zero_grad()
+        out = model(tokens, carry, candidates, selections=acted.selections, resume=resume)
+        loss = out.move_logits.logsumexp(1).sum() + out.value.sum() + out.selection_log_prob.sum()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out, grads
+
+    full, full_grads = replay(None)
+    resumed, resumed_grads = replay(acted.resume)
+    for name in ("move_logits", "value", "selection_log_prob", "selection_entropy"):
+        torch.testing.assert_close(getattr(resumed, name), getattr(full, name), atol=1e-6, rtol=0)
+        torch.testing.assert_close(getattr(resumed, name), getattr(acted, name), atol=1e-6, rtol=0)
+    assert set(resumed_grads) == set(full_grads)
+    for name, grad_full in full_grads.items():
+        torch.testing.assert_close(resumed_grads[name], grad_full, atol=1e-5, rtol=1e-4)
+    if h_module == "multicell":  # the first cycle's choice trains the learned initial CLS
+        assert full_grads["H_update.initial_cells"][:, 0].abs().sum() > 0
+        assert "H_update.W_r" in resumed_grads
+    # one_step skips all but the last L step and the last H update
+    L_calls = []
+    hook = model.L_net.register_forward_hook(lambda *_: L_calls.append(1))
+    model(tokens, carry, candidates, selections=acted.selections, resume=acted.resume)
+    hook.remove()
+    expected = {
+        "one_step": 1,
+        "last_cycle": model.config.T,
+        "full": model.config.N * model.config.T,
+    }
+    assert len(L_calls) == expected[grad]
+
+
+def test_resuming_a_multicell_segment_needs_its_selections():
+    model = make_model(h_module="multicell")
+    tokens, carry, candidates = _tok_carry(model)
+    with torch.no_grad():
+        acted = model(tokens, carry, candidates)
+    with pytest.raises(ValueError, match="stored selections"):
+        model(tokens, carry, candidates, resume=acted.resume)
+
+
 def test_sampled_selections_vary_and_deterministic_mode_is_top_k():
     model = make_model(h_module="multicell", num_cells=6, top_k=2)
     tokens, carry, candidates = _tok_carry(model)
