@@ -51,6 +51,7 @@ def run_maskable_ppo(
     env_options: dict | None = None,
     n_envs: int = 8,
     progress: bool = False,
+    extra_eval: dict[str, PuzzleSet] | None = None,
 ) -> dict:
     """Train MaskablePPO for ``budget_seconds`` of wall time and evaluate it on ``held_out``.
 
@@ -75,17 +76,31 @@ def run_maskable_ppo(
             (``action_mode`` may be given but must be ``"cell"``).
         n_envs: training envs stepped together (a ``DummyVecEnv``).
         progress: show a tqdm bar of the budget.
+        extra_eval: more puzzle sets by name, each played greedily once after the final
+            evaluation (not counted in ``seconds``).
 
     Returns:
         A JSON-serialisable dict: ``contender``, ``agent``, ``parameters`` (trainable, of the
         policy), ``frames`` (env steps trained), ``seconds`` (all seconds used, final evaluation
         included), ``pass@1``, ``pass@{attempts}``, ``attempts``, ``exact_match`` (None without
         stored answers), ``mistakes``, ``puzzles`` and ``curve`` (``seconds``, ``frames``,
-        ``solve_rate`` per point).
+        ``solve_rate`` per point); with ``extra_eval``, also ``eval``: per name, ``pass@1`` and
+        ``puzzles``.
     """
     start = time.perf_counter()
     MaskablePPO, DummyVecEnv = _import_sb3()
-    _check_arguments(rules, train_puzzles, held_out, budget_seconds, attempts, curve_points, n_envs)
+    _check_arguments(
+        rules,
+        {
+            "train_puzzles": train_puzzles,
+            "held_out": held_out,
+            **{f"extra_eval[{name!r}]": puzzles for name, puzzles in (extra_eval or {}).items()},
+        },
+        budget_seconds,
+        attempts,
+        curve_points,
+        n_envs,
+    )
     options = _env_options(env_options)
 
     def make_train_env() -> gym.Env:
@@ -132,9 +147,16 @@ def run_maskable_ppo(
     bar.set_postfix_str(f"frames={frames} pass@1={greedy_solved.mean():.3f}")
     bar.close()
 
+    extra = {}
+    for name, puzzles in (extra_eval or {}).items():
+        solved, _ = _Evaluator(model, rules, puzzles, options).play(
+            np.arange(len(puzzles)), deterministic=True
+        )
+        extra[name] = {"pass@1": float(solved.mean()), "puzzles": len(puzzles)}
+
     with_answer = held_out.has_answer.astype(bool)
     matches = (final_boards == held_out.solutions[:, 0]).all(axis=1)
-    return {
+    result = {
         "contender": CONTENDER,
         "agent": AGENT,
         "parameters": int(parameters),
@@ -148,6 +170,9 @@ def run_maskable_ppo(
         "puzzles": len(held_out),
         "curve": budget.curve,
     }
+    if extra_eval is not None:
+        result["eval"] = extra
+    return result
 
 
 class _Budget:
@@ -285,15 +310,14 @@ def _env_options(env_options: dict | None) -> dict[str, Any]:
 
 def _check_arguments(
     rules: PuzzleRules,
-    train_puzzles: PuzzleSet,
-    held_out: PuzzleSet,
+    puzzle_sets: dict[str, PuzzleSet],
     budget_seconds: float,
     attempts: int,
     curve_points: int,
     n_envs: int,
 ) -> None:
     """A ValueError naming the first argument that cannot work."""
-    for name, puzzles in (("train_puzzles", train_puzzles), ("held_out", held_out)):
+    for name, puzzles in puzzle_sets.items():
         if len(puzzles) == 0:
             raise ValueError(f"{name} is empty")
         if puzzles.boards.shape[1] != rules.num_positions:

@@ -77,8 +77,11 @@ def test_a_spent_budget_still_gives_a_final_evaluation(sudoku4x4):
         attempts=2,
         env_options={"solve_bonus": 0.5, "mistake_reward": -0.5},
         n_envs=2,
+        extra_eval={"again": held_out.subset(np.arange(5))},
     )
     assert result["frames"] >= 0 and result["puzzles"] == len(held_out)
+    assert result["eval"]["again"]["puzzles"] == 5  # greedy, like the first 5 held-out games
+    assert 0.0 <= result["eval"]["again"]["pass@1"] <= 1.0
     assert 0.0 <= result["pass@1"] <= result["pass@2"] <= 1.0
     assert result["curve"][-1] == {
         "seconds": result["curve"][-1]["seconds"],
@@ -95,6 +98,9 @@ def test_rejects_options_it_cannot_honour(sudoku4x4):
         )
     with pytest.raises(ValueError, match="shaping"):
         run_maskable_ppo(rules, train, held_out, budget_seconds=0.0, env_options={"shaping": 0.1})
+    nine = make_rules("sudoku", box=(3, 3)).generate(np.random.default_rng(0), 2)
+    with pytest.raises(ValueError, match=r"extra_eval\['nine'\] has 81-position boards"):
+        run_maskable_ppo(rules, train, held_out, budget_seconds=0.0, extra_eval={"nine": nine})
 
 
 def test_missing_sb3_contrib_says_how_to_install_it(sudoku4x4, monkeypatch):
