@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from hrm_rl.bench import compare
 from hrm_rl.bench.__main__ import main
+from hrm_rl.bench.compare_report import summarize, table
+from hrm_rl.envs.sudoku.generator import generate
+from hrm_rl.envs.sudoku.readers import write_puzzles
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
@@ -82,6 +90,8 @@ def test_compare_trains_each_contender_for_the_budget_and_writes_json_markdown_p
 ):
     out = tmp_path / "compare.json"
     contenders = ["ppo_hrm", "supervised_one_step", "sb3_maskable_ppo"]
+    extra = tmp_path / "tiny4x4.txt"  # an --eval file besides the held-out split
+    write_puzzles(extra, generate(np.random.default_rng(7), 5, box=(2, 2)))
     argv = [
         "compare",
         "--env",
@@ -98,6 +108,8 @@ def test_compare_trains_each_contender_for_the_budget_and_writes_json_markdown_p
         "batch_size=16",
         "model.d_model=32",
         "model.num_heads=2",
+        "--eval",
+        str(extra),
         "--out",
         str(out),
     ]
@@ -112,6 +124,8 @@ def test_compare_trains_each_contender_for_the_budget_and_writes_json_markdown_p
         assert 0.0 <= row["pass@1"] <= row["pass@2"] <= 1.0
         assert 0.0 <= row["exact_match"] <= 1.0 and 0.0 <= row["mistakes"] <= 1.0
         assert row["curve"], row["contender"]
+        assert row["seed"] == 0 and row["eval"]["tiny4x4"]["puzzles"] == 5
+        assert 0.0 <= row["eval"]["tiny4x4"]["pass@1"] <= 1.0
         # the budget (9 s) bounds training; the final evaluation comes on top
         assert row["seconds"] < 9 + 60, row
     ours = written["contenders"][:2]
@@ -165,3 +179,150 @@ def test_compare_keep_refuses_a_row_made_under_other_settings(tmp_path):
     argv = ["compare", "--env", "sudoku4x4", "--budget-minutes", "3", "--keep"]
     with pytest.raises(ValueError, match="was run with"):
         main([*argv, "--contenders", "ppo_hrm", "--out", str(tmp_path / "c.json")])
+
+
+def _run_row(seed: int, pass1: float, frames: int, easy: float | None = None) -> dict:
+    """A made-up row of one run, shaped as compare writes it."""
+    row = {
+        "contender": "ppo_hrm",
+        "label": "PPO + HRM, no memory",
+        "seed": seed,
+        "parameters": 1000,
+        "frames": frames,
+        "seconds": 10.0 + seed,
+        "pass@1": pass1,
+        "pass@8": min(1.0, pass1 + 0.1),
+        "exact_match": None,
+        "mistakes": 1.0 - pass1,
+        "curve": [{"seconds": 0.0, "frames": 0, "solve_rate": 0.0}],
+    }
+    if easy is not None:
+        row["eval"] = {"easy50": {"pass@1": easy, "puzzles": 50}}
+    return row
+
+
+def test_summarize_gives_median_min_and_max_over_seeds_and_keeps_every_run():
+    runs = [_run_row(0, 0.5, 300, 0.1), _run_row(1, 0.2, 100, 0.3), _run_row(2, 0.4, 200, 0.2)]
+    row = summarize(runs, attempts=8)
+    assert row["seeds"] == [0, 1, 2] and row["runs"] == runs and row["parameters"] == 1000
+    assert row["median"]["pass@1"] == 0.4 and row["min"]["pass@1"] == 0.2
+    assert row["max"]["pass@1"] == 0.5
+    assert (row["min"]["frames"], row["median"]["frames"], row["max"]["frames"]) == (100, 200, 300)
+    assert row["median"]["seconds"] == 11.0 and row["max"]["pass@8"] == pytest.approx(0.6)
+    assert (row["min"]["easy50/pass@1"], row["max"]["easy50/pass@1"]) == (0.1, 0.3)
+    assert row["median"]["exact_match"] is None  # no stored answers: no number, not a zero
+    assert summarize(runs[:1], attempts=8) is runs[0]  # one seed: the run is the row
+
+
+def test_table_shows_median_and_range_with_seeds_and_a_column_per_eval_file():
+    results = {
+        "env": "sudoku4x4",
+        "overrides": [],
+        "budget_minutes": 3.0,
+        "seeds": [0, 1],
+        "attempts": 8,
+        "held_out_puzzles": 500,
+        "eval": ["../shared/data/easy50.txt"],
+        "contenders": [summarize([_run_row(0, 0.5, 1000, 0.1), _run_row(1, 0.25, 3001, 0.3)], 8)],
+    }
+    text = table(results)
+    assert "seeds 0–1 (median (min–max) over 2 runs)" in text
+    assert "| mistakes | easy50 pass@1 |" in text
+    row = text.splitlines()[-1]
+    assert row.startswith("| PPO + HRM, no memory | 1,000 | 2,000 (1,000–3,001) | ")
+    assert "| 0.375 (0.250–0.500) |" in row and "| n/a |" in row
+    assert row.endswith("| 0.200 (0.100–0.300) |")
+
+
+@pytest.mark.parametrize("name", ["sudoku4x4", "sudoku6x6", "sudoku6x6_multi", "sudoku9x9"])
+def test_committed_single_seed_comparisons_render_as_committed(name):
+    results = json.loads((RESULTS / f"compare_{name}.json").read_text())
+    assert table(results) == (RESULTS / f"compare_{name}.md").read_text()
+
+
+def _fake_training(calls: list):
+    """A stand-in for compare.run_contender that records (contender, seed) and trains nothing."""
+
+    def run_contender(name, seed, run_dir, args, extra):
+        calls.append((name, seed))
+        row = _run_row(seed, 0.1 * (seed + 1), 100 * (seed + 1))
+        if extra:  # the --eval files, read before training
+            row["eval"] = {stem: {"pass@1": 0.5, "puzzles": len(p)} for stem, p in extra.items()}
+        return {**row, "contender": name, "label": compare.CONTENDERS[name][0]}
+
+    return run_contender
+
+
+def test_compare_with_seeds_runs_every_contender_and_seed_and_keep_reuses_each_pair(
+    tmp_path, monkeypatch
+):
+    calls: list = []
+    monkeypatch.setattr(compare, "run_contender", _fake_training(calls))
+    out = tmp_path / "c.json"
+    argv = ["compare", "--env", "sudoku4x4", "--budget-minutes", "3", "--out", str(out)]
+    argv += ["--contenders", "ppo_hrm", "ppo_bicross"]
+    # a single-seed row made before --seeds, in the contender folder itself: kept for seed 0
+    legacy = tmp_path / "c_runs" / "ppo_hrm" / "row.json"
+    legacy.parent.mkdir(parents=True)
+    settings = {
+        "env": "sudoku4x4",
+        "overrides": [],
+        "budget_minutes": 3.0,
+        "seed": 0,
+        "attempts": 8,
+        "held_out_puzzles": 500,
+    }
+    old_row = {**_run_row(0, 0.9, 50), "label": "PPO + HRM, no memory"}
+    del old_row["seed"]
+    legacy.write_text(json.dumps({"settings": settings, "row": old_row}))
+
+    results = main([*argv, "--seeds", "2", "--keep"])
+    assert calls == [("ppo_bicross", 0), ("ppo_hrm", 1), ("ppo_bicross", 1)]  # seed by seed
+    hrm, bicross = results["contenders"]
+    assert results["seeds"] == [0, 1] and hrm["seeds"] == [0, 1]
+    assert hrm["runs"][0] == {**old_row, "seed": 0}
+    assert bicross["median"]["frames"] == 150 and bicross["max"]["pass@1"] == 0.2
+    saved = json.loads((tmp_path / "c_runs" / "ppo_bicross" / "seed1" / "row.json").read_text())
+    assert saved["settings"]["seed"] == 1 and saved["row"]["seed"] == 1
+    assert "(min–max)" in (tmp_path / "c.md").read_text()
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+    calls.clear()
+    again = main([*argv, "--seeds", "3", "--keep"])
+    assert calls == [("ppo_hrm", 2), ("ppo_bicross", 2)]  # seeds 0 and 1 kept
+    assert again["contenders"][1]["runs"][:2] == bicross["runs"]
+
+    calls.clear()
+    single = main([*argv, "--seed", "1", "--keep"])
+    assert calls == [] and single["contenders"][0] == hrm["runs"][1]  # one seed: its run
+
+
+def test_compare_eval_files_that_cannot_be_read_stop_it_before_any_training(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(compare, "run_contender", _fake_training(calls))
+    nine = tmp_path / "nine.txt"
+    write_puzzles(nine, generate(np.random.default_rng(0), 2, box=(3, 3)))
+    four = tmp_path / "four.txt"
+    write_puzzles(four, generate(np.random.default_rng(0), 2, box=(2, 2)))
+    (tmp_path / "other").mkdir()
+    write_puzzles(
+        tmp_path / "other" / "four.txt", generate(np.random.default_rng(1), 2, box=(2, 2))
+    )
+    argv = ["compare", "--env", "sudoku4x4", "--budget-minutes", "1", "--contenders", "ppo_hrm"]
+    argv += ["--out", str(tmp_path / "c.json"), "--eval", str(four)]
+    with pytest.raises(FileNotFoundError, match="--eval: .*missing.txt: no such file"):
+        main([*argv, str(tmp_path / "missing.txt")])
+    with pytest.raises(ValueError, match="--eval: nine.txt:1: a puzzle of 81 cells; expected 16"):
+        main([*argv, str(nine)])
+    with pytest.raises(ValueError, match="two files have the stem 'four'"):
+        main([*argv, str(tmp_path / "other" / "four.txt")])
+    assert calls == [] and not (tmp_path / "c_runs").exists()
+    with pytest.raises(ValueError, match="--seeds must be at least 1"):
+        main([*argv, "--seeds", "0"])
+
+    results = main(argv)  # a file that fits: read, then named in the settings of every run
+    assert calls == [("ppo_hrm", 0)] and results["eval"] == [str(four)]
+    saved = json.loads((tmp_path / "c_runs" / "ppo_hrm" / "seed0" / "row.json").read_text())
+    assert saved["settings"]["eval"] == [str(four)]
+    assert saved["row"]["eval"] == {"four": {"pass@1": 0.5, "puzzles": 2}}
+    assert "| four pass@1 |" in (tmp_path / "c.md").read_text()

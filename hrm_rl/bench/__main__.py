@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from hrm_rl.bench import compare as compare_bench
+from hrm_rl.bench import compare_report
 from hrm_rl.bench import env as env_bench
 from hrm_rl.bench import model as model_bench
 from hrm_rl.bench import ranks as ranks_bench
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(model_bench.table(results))
     elif args.what == "compare":
         results.update(compare_bench.run(args))
-        print(compare_bench.table(results))
+        print(compare_report.table(results))
     elif args.what == "ranks":
         results.update(ranks_bench.run(args))
         print(ranks_bench.table(results))
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         if args.what == "compare":
-            args.out.with_suffix(".md").write_text(compare_bench.table(results))
-            compare_bench.plot(results, args.out.with_suffix(".png"))
+            args.out.with_suffix(".md").write_text(compare_report.table(results))
+            compare_report.plot(results, args.out.with_suffix(".png"))
         print(f"wrote {args.out}")
     return results
 

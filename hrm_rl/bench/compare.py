@@ -9,12 +9,22 @@ the budget) and then ``python -m hrm_rl.evaluate`` on the final checkpoint; the 
 contender is :func:`hrm_rl.bench.sb3.run_maskable_ppo` on the Gymnasium env, with the same budget
 and the same training bank.
 
+``--seeds N`` trains each contender N times, with seeds ``--seed`` .. ``--seed + N - 1`` (seed 0
+of every contender first, then seed 1, ...). ``--eval FILE ...`` also judges each final checkpoint
+greedily (pass@1) on puzzle files, read with the env's own reader: ``python -m hrm_rl.evaluate
+data=FILE attempts=1`` for our agents, the same play as the held-out split for MaskablePPO. The
+files are read before any training, so one that is missing or does not fit the env's board stops
+the comparison at once.
+
 The result is a JSON file at ``--out`` with one row per contender (parameters, frames seen, held-out
-greedy solve rate = pass@1, pass@K, exact match, mistakes, and the solve-rate-against-time curve),
-a Markdown table beside it (``.md``) and a PNG of the curves (``.png``). Each contender's row is
-also kept in ``<out>_runs/<contender>/row.json`` with the settings it ran under; ``--keep`` reuses
-such rows made under the same settings and runs only the missing contenders, so a long comparison
-can be split over several sittings.
+greedy solve rate = pass@1, pass@K, exact match, mistakes, pass@1 per --eval file, and the
+solve-rate-against-time curve; with several seeds, median, min and max of each number and every
+seed's row: :func:`hrm_rl.bench.compare_report.summarize`), a Markdown table beside it (``.md``)
+and a PNG of the curves (``.png``). Each run's row is also kept in
+``<out>_runs/<contender>/seed<k>/row.json`` with the settings it ran under; ``--keep`` reuses such
+rows made under the same settings (also those of single-seed comparisons made before ``--seeds``,
+in ``<out>_runs/<contender>/row.json``) and runs only the missing (contender, seed) pairs, so a
+long comparison can be split over several sittings.
 """
 
 from __future__ import annotations
@@ -30,6 +40,10 @@ import time
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from hrm_rl.bench.compare_report import summarize
+from hrm_rl.envs.base import PuzzleSet
+from hrm_rl.envs.registration import rules_from_config
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +78,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(CONTENDERS),
         help="which contenders to run, in this order (default: all)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the seed of every contender")
+    parser.add_argument("--seed", type=int, default=0, help="the (first) seed of every contender")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs per contender, seeded --seed, --seed+1, ...; reported as median (min–max)",
+    )
     parser.add_argument("--attempts", type=int, default=8, help="K of pass@K")
     parser.add_argument("--num-puzzles", type=int, default=500, help="held-out puzzles")
+    parser.add_argument(
+        "--eval",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="puzzle files to judge every final checkpoint on as well (greedy pass@1), e.g. "
+        "../shared/data/easy50.txt; one column each, named by the file's stem",
+    )
     parser.add_argument(
         "--set",
         nargs="*",
@@ -77,60 +106,120 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="reuse the rows of contenders already run with these settings (<out>_runs/*/row.json)",
+        help="reuse the rows of runs already made with these settings (<out>_runs/*/*/row.json)",
     )
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train and evaluate every chosen contender; returns the results (see the module doc)."""
+    """Train and evaluate every chosen contender on every seed; returns the results (see the
+    module doc)."""
     if args.budget_minutes <= 0:
         raise ValueError(f"--budget-minutes must be positive, got {args.budget_minutes}")
     if args.out is None:
         raise ValueError("compare needs --out PATH (the JSON file; .md and .png go beside it)")
-    runs_dir = args.out.with_suffix("")  # docs/results/x.json -> docs/results/x/<contender>
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    runs_dir = args.out.with_suffix("")  # docs/results/x.json -> docs/results/x_runs/<contender>
     runs_dir = runs_dir.parent / f"{runs_dir.name}_runs"
-    common = [
-        f"env={args.env}",
-        f"seed={args.seed}",
-        f"eval.num_puzzles={args.num_puzzles}",
-        *args.set,
-    ]
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    extra = read_eval_files(args.eval, args.env, args.set)  # before any training
+    settings = {seed: run_settings(args, seed) for seed in seeds}
+    kept = (
+        {
+            (name, seed): _kept_row(runs_dir / name, settings[seed])
+            for name in args.contenders
+            for seed in seeds
+        }
+        if args.keep
+        else {}
+    )
+    runs: dict[str, list[dict]] = {name: [] for name in args.contenders}
+    for seed in seeds:  # seed 0 of every contender first, so a stopped comparison still compares
+        for name in args.contenders:
+            row = kept.get((name, seed))
+            if row is not None:
+                log.warning("compare: %s, seed %d, kept", name, seed)
+            else:
+                run_dir = runs_dir / name / f"seed{seed}"
+                row = run_contender(name, seed, run_dir, args, extra)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / ROW_FILE).write_text(
+                    json.dumps({"settings": settings[seed], "row": row}, indent=2) + "\n"
+                )
+            runs[name].append(row)
+    return {
+        "env": args.env,
+        "overrides": args.set,
+        "budget_minutes": args.budget_minutes,
+        "seeds": seeds,
+        "attempts": args.attempts,
+        "held_out_puzzles": args.num_puzzles,
+        "eval": [str(path) for path in args.eval],
+        "contenders": [summarize(runs[name], args.attempts) for name in args.contenders],
+    }
+
+
+def run_settings(args: argparse.Namespace, seed: int) -> dict:
+    """What a run's numbers depend on besides its contender; ``--keep`` reuses a row only when
+    these are equal."""
     settings = {
         "env": args.env,
         "overrides": args.set,
         "budget_minutes": args.budget_minutes,
-        "seed": args.seed,
+        "seed": seed,
         "attempts": args.attempts,
         "held_out_puzzles": args.num_puzzles,
     }
-    kept = (
-        {name: _kept_row(runs_dir / name, settings) for name in args.contenders}
-        if args.keep
-        else {}
-    )
-    rows = []
-    for name in args.contenders:
-        label, overrides = CONTENDERS[name]
-        if kept.get(name) is not None:
-            log.warning("compare: %s kept from %s", name, runs_dir / name / ROW_FILE)
-            rows.append(kept[name])
-            continue
-        log.warning("compare: %s for %.1f minutes", name, args.budget_minutes)
-        if name == "sb3_maskable_ppo":
-            row = run_sb3(common, args)
-        else:
-            row = run_ours(runs_dir / name, [*common, *overrides], args)
-        row = {"contender": name, "label": label, **row}
-        (runs_dir / name).mkdir(parents=True, exist_ok=True)
-        (runs_dir / name / ROW_FILE).write_text(
-            json.dumps({"settings": settings, "row": row}, indent=2) + "\n"
-        )
-        rows.append(row)
-    return {**settings, "contenders": rows}
+    if args.eval:  # absent without --eval, as in the rows made before it
+        settings["eval"] = [str(path) for path in args.eval]
+    return settings
 
 
-def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace) -> dict:
-    """``python -m hrm_rl.train`` for the budget, then ``python -m hrm_rl.evaluate``."""
+def read_eval_files(paths: list[Path], env: str, overrides: list[str]) -> dict[str, PuzzleSet]:
+    """The ``--eval`` files by stem, read with the env's own reader; a missing file, one whose
+    puzzles do not fit the env's board, or two files with one stem is an error, raised here
+    before any training."""
+    if not paths:
+        return {}
+    rules = rules_from_config(_compose([f"env={env}", *overrides]).env)
+    puzzles: dict[str, PuzzleSet] = {}
+    for path in paths:
+        if path.stem in puzzles:
+            raise ValueError(
+                f"--eval: two files have the stem {path.stem!r}, which names a column of the "
+                f"table; copy {path} under another name"
+            )
+        try:
+            puzzles[path.stem] = rules.read(str(path))
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"--eval: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"--eval: {error} (env {env!r} plays {rules!r})") from error
+    return puzzles
+
+
+def run_contender(
+    name: str, seed: int, run_dir: Path, args: argparse.Namespace, extra: dict[str, PuzzleSet]
+) -> dict:
+    """Train one contender with one seed and judge it; its row (see the module doc)."""
+    label, overrides = CONTENDERS[name]
+    log.warning("compare: %s, seed %d, for %.1f minutes", name, seed, args.budget_minutes)
+    common = [
+        f"env={args.env}",
+        f"seed={seed}",
+        f"eval.num_puzzles={args.num_puzzles}",
+        *args.set,
+    ]
+    if name == "sb3_maskable_ppo":
+        row = run_sb3(common, args, seed, extra)
+    else:
+        row = run_ours(run_dir, [*common, *overrides], args, seed)
+    return {"contender": name, "label": label, "seed": seed, **row}
+
+
+def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace, seed: int) -> dict:
+    """``python -m hrm_rl.train`` for the budget, then ``python -m hrm_rl.evaluate`` on the
+    held-out split and on each ``--eval`` file."""
     train = [
         sys.executable,
         "-m",
@@ -149,18 +238,12 @@ def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace) -> d
     started = time.perf_counter()
     checkpoint = Path(_run(train).strip().splitlines()[-1])
     seconds = time.perf_counter() - started
-    evaluate = [
-        sys.executable,
-        "-m",
-        "hrm_rl.evaluate",
-        f"checkpoint={checkpoint}",
-        f"num_puzzles={args.num_puzzles}",
-        f"attempts={args.attempts}",
-        f"seed={args.seed}",
-        f"out={run_dir / 'eval_heldout.json'}",
-    ]
-    report = json.loads(Path(_run(evaluate).strip().splitlines()[-1]).read_text())
-    return {
+    report = _evaluate(
+        checkpoint,
+        run_dir / "eval_heldout.json",
+        [f"num_puzzles={args.num_puzzles}", f"attempts={args.attempts}", f"seed={seed}"],
+    )
+    row = {
         "parameters": _parameters(checkpoint),
         "frames": _last(run_dir, "frames"),
         "seconds": seconds,
@@ -172,12 +255,21 @@ def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace) -> d
         "command": " ".join(["python", *train[1:]]),
         "run_dir": str(run_dir),
     }
+    if args.eval:
+        row["eval"] = {}
+        for path in args.eval:
+            report = _evaluate(
+                checkpoint, run_dir / f"eval_{path.stem}.json", [f"data={path}", "attempts=1"]
+            )
+            row["eval"][path.stem] = {"pass@1": report["pass@1"], "puzzles": report["puzzles"]}
+    return row
 
 
-def run_sb3(common: list[str], args: argparse.Namespace) -> dict:
+def run_sb3(
+    common: list[str], args: argparse.Namespace, seed: int, extra: dict[str, PuzzleSet]
+) -> dict:
     """MaskablePPO on the same training bank and held-out split as our agents."""
     from hrm_rl.bench.sb3 import run_maskable_ppo
-    from hrm_rl.envs.registration import rules_from_config
     from hrm_rl.train import env_options, held_out_puzzles, make_curriculum
 
     cfg = _compose(common)
@@ -188,28 +280,50 @@ def run_sb3(common: list[str], args: argparse.Namespace) -> dict:
         make_curriculum(rules, cfg.env, cfg.seed).bank(),
         held_out_puzzles(rules, cfg.env, args.num_puzzles),
         budget_seconds=60.0 * args.budget_minutes,
-        seed=args.seed,
+        seed=seed,
         attempts=args.attempts,
         curve_points=CURVE_POINTS,
         env_options={key: options[key] for key in ("solve_bonus", "mistake_reward")},
+        extra_eval=extra or None,
     )
     result.pop("contender", None)
     return result
 
 
-def _kept_row(run_dir: Path, settings: dict) -> dict | None:
-    """The row saved in ``run_dir`` (None if there is none); an error when it was made under
-    other settings, which would not compare."""
-    path = run_dir / ROW_FILE
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    if saved["settings"] != settings:
-        raise ValueError(
-            f"--keep: {path} was run with {saved['settings']}, not {settings}; run it again "
-            "without --keep or delete that file"
-        )
-    return saved["row"]
+def _kept_row(contender_dir: Path, settings: dict) -> dict | None:
+    """The row of this contender saved under ``settings["seed"]`` (None if there is none); an
+    error when it was made under other settings, which would not compare.
+
+    A row is looked for in ``seed<k>/row.json``, then in the contender folder itself, where
+    single-seed comparisons made before ``--seeds`` kept theirs (used only when its seed is k).
+    """
+    seed = settings["seed"]
+    for path in (contender_dir / f"seed{seed}" / ROW_FILE, contender_dir / ROW_FILE):
+        if not path.is_file():
+            continue
+        saved = json.loads(path.read_text())
+        if saved["settings"].get("seed") != seed:
+            continue
+        if saved["settings"] != settings:
+            raise ValueError(
+                f"--keep: {path} was run with {saved['settings']}, not {settings}; run it again "
+                "without --keep or delete that file"
+            )
+        return {**saved["row"], "seed": seed}  # rows made before --seeds do not name it
+    return None
+
+
+def _evaluate(checkpoint: Path, out: Path, options: list[str]) -> dict:
+    """``python -m hrm_rl.evaluate checkpoint=... out=... *options``; the report it wrote."""
+    evaluate = [
+        sys.executable,
+        "-m",
+        "hrm_rl.evaluate",
+        f"checkpoint={checkpoint}",
+        *options,
+        f"out={out}",
+    ]
+    return json.loads(Path(_run(evaluate).strip().splitlines()[-1]).read_text())
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -261,52 +375,3 @@ def _curve(run_dir: Path) -> list[dict]:
         for step, values in sorted(by_step.items())
         if "eval/solve_rate" in values and "time/seconds" in values
     ]
-
-
-def table(results: dict) -> str:
-    """The comparison as a Markdown table."""
-    k = results["attempts"]
-    lines = [
-        f"Env `{results['env']}`"
-        + (f" ({' '.join(results['overrides'])})" if results["overrides"] else "")
-        + f", {results['budget_minutes']:g} wall-clock minutes per contender, seed "
-        f"{results['seed']}, {results['held_out_puzzles']} held-out puzzles.",
-        "",
-        "| contender | parameters | frames | pass@1 (greedy) | "
-        f"pass@{k} | exact match | mistakes |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in results["contenders"]:
-        exact = row["exact_match"]
-        lines.append(
-            f"| {row['label']} | {row['parameters']:,} | {row['frames']:,} | "
-            f"{row['pass@1']:.3f} | {row[f'pass@{k}']:.3f} | "
-            f"{'n/a' if exact is None else f'{exact:.3f}'} | {row['mistakes']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: dict, path: Path) -> None:
-    """Held-out greedy solve rate against wall-clock seconds, one line per contender."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.5, 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot(1, 1, 1)
-    for row in results["contenders"]:
-        curve = row["curve"]
-        ax.plot(
-            [p["seconds"] for p in curve],
-            [p["solve_rate"] for p in curve],
-            marker=".",
-            label=row["label"],
-        )
-    ax.set(
-        xlabel="wall-clock seconds",
-        ylabel="held-out greedy solve rate",
-        ylim=(-0.02, 1.02),
-        title=f"{results['env']}: {results['budget_minutes']:g} minutes per contender",
-    )
-    ax.legend(fontsize=7)
-    figure.savefig(path, dpi=100)
