@@ -1,15 +1,17 @@
-"""PPO for the HRM agent on TorchRL primitives (DESIGN §4).
+"""PPO for the HRM agent (DESIGN §4), one iteration read top to bottom in :meth:`PPOAgent.update`.
 
-collect (``Collector`` over ``BatchedPuzzleEnv``) → advantages (``GAE``) → epochs of minibatches
-without replacement (``SamplerWithoutReplacement``) → ``ClipPPOLoss`` on the joint log-probability
-of move and cells, plus the weighted memory losses → AdamW, gradient clipping, warm-up + cosine
-learning rate, optional weight EMA.
+collect (a TorchRL ``Collector`` over ``BatchedPuzzleEnv`` with :class:`HRMPolicy`, outside this
+module) → advantages (TorchRL's ``GAE``) → ``epochs`` passes over shuffled minibatches of the
+clipped-ratio loss on the joint log-probability of move and cells (:func:`joint_log_prob`), the
+value loss, both heads' entropies and the weighted memory losses → AdamW with gradient clipping,
+a warm-up + cosine learning rate, an approx-KL early stop per epoch, optional weight EMA.
 
-Every stored step carries its *input* carry and its cells, and the loss replays each step from
-them with the cells forced (TorchRL runs losses in recurrent mode, which the policy reads as
-"replay"), so the update differentiates exactly the one-step-gradient graph of the step. The same
-backbone forward serves actor and critic: the actor writes ``value_pred`` (with gradient) into the
-loss's tensordict, and the critic the loss sees only renames it to ``state_value``.
+Each stored step is replayed with its cells forced. With ``replay="resume"`` (the default) the
+replay starts where the step's tracked part starts (the state stored at collection), so an epoch
+costs the steps that carry gradient (one L step and one H update under the one-step gradient)
+instead of the whole segment; ``replay="recompute"`` runs the whole segment again from the stored
+input carry. Both give the collected log-probability back before the first optimizer step, and
+the same gradients.
 """
 
 from __future__ import annotations
@@ -21,36 +23,33 @@ from dataclasses import dataclass, field
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModuleBase, set_composite_lp_aggregate
 from torch import nn
-from torchrl.data import LazyTensorStorage, SamplerWithoutReplacement, TensorDictReplayBuffer
-from torchrl.envs.utils import ExplorationType, set_exploration_type
-from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-from hrm_rl.agents.policy import PolicyModule, build_actor, replay_mode
+from hrm_rl.agents.policy import HRMPolicy
 from hrm_rl.distributed import World
 from hrm_rl.models.hrm import HRM
 
-set_composite_lp_aggregate(False).set()  # one log-prob per head: action_log_prob, cells_log_prob
+REPLAY_MODES = ("resume", "recompute")
 
 
 @dataclass
 class PPOConfig:
-    """Hyperparameters of PPO; the Hydra ``agent/ppo.yaml`` fills it."""
+    """Hyperparameters of PPO; the Hydra ``agent/ppo.yaml`` fills it (and says why each value)."""
 
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
-    warmup_iterations: int = 5
+    warmup_iterations: int = 1
     total_iterations: int = 1000  # for the cosine schedule
     min_lr_ratio: float = 0.1
     max_grad_norm: float = 1.0
     gamma: float = 1.0  # episodes are short and a full solve sums to 1 + bonus
     gae_lambda: float = 0.95
     clip_epsilon: float = 0.2
-    epochs: int = 4
-    minibatch_size: int = 512
+    epochs: int = 2
+    minibatch_size: int = 256
+    target_kl: float | None = None  # stop the epochs once one's mean approx-KL exceeds it
     critic_coeff: float = 0.5
     entropy_move: float = 0.01
     entropy_cells: float = 0.001
@@ -61,16 +60,16 @@ class PPOConfig:
     )
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
+    replay: str = "resume"  # resume: replay only what carries gradient; recompute: whole segment
 
-
-class ValueFromActor(TensorDictModuleBase):
-    """The critic the loss sees: this forward's ``value_pred`` (the actor's), as ``state_value``."""
-
-    in_keys = ["value_pred"]
-    out_keys = ["state_value"]
-
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        return tensordict.set("state_value", tensordict["value_pred"])
+    def __post_init__(self) -> None:
+        if self.replay not in REPLAY_MODES:
+            raise ValueError(f"agent.replay must be one of {REPLAY_MODES}, got {self.replay!r}")
+        if self.epochs < 1 or self.minibatch_size < 1:
+            raise ValueError(
+                f"agent.epochs and agent.minibatch_size must be at least 1, got "
+                f"{self.epochs} and {self.minibatch_size}"
+            )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -84,21 +83,8 @@ class PPOAgent(nn.Module):
         super().__init__()
         self.model = model
         self.config = config
-        self.actor, self.policy = build_actor(model, config.precision)
-        self.value_module = _StateValueModule(self.policy)
-        entropy: float | dict[str, float] = config.entropy_move
-        if model.config.selections_per_cycle:
-            entropy = {"action_entropy": config.entropy_move, "cells_entropy": config.entropy_cells}
-        self.loss_module = ClipPPOLoss(
-            self.actor,
-            ValueFromActor(),
-            clip_epsilon=config.clip_epsilon,
-            entropy_coeff=entropy,
-            critic_coeff=config.critic_coeff,
-            loss_critic_type="l2",
-            normalize_advantage=config.normalize_advantage,
-        )
-        self.loss_module.set_keys(value="state_value")
+        # the actor a Collector runs: it stores the resume state when the update replays from it
+        self.actor = HRMPolicy(model, config.precision, keep_resume=config.replay == "resume")
         self.advantage = GAE(
             gamma=config.gamma,
             lmbda=config.gae_lambda,
@@ -127,6 +113,112 @@ class PPOAgent(nn.Module):
 
     # --- one PPO iteration --------------------------------------------------------------------
 
+    def update(self, data: TensorDictBase) -> dict[str, float]:
+        """One iteration on a collected ``[B, T]`` batch: advantages, then ``epochs`` passes over
+        shuffled minibatches (fewer when approx-KL passes ``target_kl``); returns the metrics."""
+        cfg = self.config
+        device = next(self.model.parameters()).device  # minibatches go where the model is
+        data = data.to(device)
+        metrics = rollout_metrics(data)
+        data = self.compute_advantages(data).reshape(-1)  # [B·T]
+        metrics["explained_variance"] = explained_variance(data["value_pred"], data["value_target"])
+        size = min(cfg.minibatch_size, data.numel())
+        sums: dict[str, float] = {}
+        steps = epochs = skipped = 0
+        for _ in range(cfg.epochs):
+            epoch_kl = []
+            for index in torch.randperm(data.numel(), device=device).split(size):
+                loss, stats = self.loss(data[index])
+                largest = stats.pop("max_abs_log_ratio")
+                if "replay_max_abs_log_ratio" not in metrics:  # before the first step: ρ ≡ 1
+                    metrics["replay_max_abs_log_ratio"] = largest
+                if not self.step(loss, stats):
+                    skipped += 1
+                    continue
+                for key, value in stats.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                epoch_kl.append(stats["approx_kl"])
+                steps += 1
+            epochs += 1
+            mean_kl = sum(epoch_kl) / max(len(epoch_kl), 1)
+            if cfg.target_kl is not None and mean_kl > cfg.target_kl:
+                break  # the policy moved far enough from the one that collected the batch
+        self.scheduler.step()
+        self.iteration += 1
+        metrics.update({key: value / max(steps, 1) for key, value in sums.items()})
+        metrics.update(epochs=epochs, optimizer_steps=steps)
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["skipped_updates"] = float(skipped)
+        return metrics
+
+    def loss(self, batch: TensorDictBase) -> tuple[torch.Tensor, dict[str, float]]:
+        """The PPO loss of one minibatch of stored steps, and its diagnostics.
+
+        ``L = −min(ρ·Â, clip(ρ, 1±ε)·Â) + c_V·(V − R)² − c_move·H_move − c_cells·H_cells
+        + Σ w·L_aux`` with ``ρ = exp(log π_θ(a, A | s) − log π_old(a, A | s))``.
+        """
+        cfg = self.config
+        terms = self.actor.replay(batch, resume=cfg.replay == "resume")
+        log_ratio = terms["log_prob"] - batch["log_prob"]  # [M]
+        ratio = log_ratio.exp()
+        advantage = batch["advantage"].view(-1)
+        if cfg.normalize_advantage and advantage.numel() > 1:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        clipped = ratio.clamp(1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
+        loss_objective = -torch.min(ratio * advantage, clipped * advantage).mean()
+        loss_critic = (terms["value"] - batch["value_target"].view(-1)).pow(2).mean()
+        entropy_move, entropy_cells = terms["entropy_move"].mean(), terms["entropy_cells"].mean()
+        loss_entropy = -(cfg.entropy_move * entropy_move + cfg.entropy_cells * entropy_cells)
+        loss = loss_objective + cfg.critic_coeff * loss_critic + loss_entropy
+        stats = {}
+        for name, weight in cfg.aux_weights.items():
+            if name in terms["aux"].keys():
+                aux = terms["aux", name].mean()
+                stats[f"loss_{name}"] = float(aux.detach())
+                if weight:
+                    loss = loss + weight * aux
+        with torch.no_grad():
+            stats.update(
+                loss_objective=float(loss_objective),
+                loss_critic=float(loss_critic),
+                loss_entropy=float(loss_entropy),
+                entropy_move=float(entropy_move),
+                entropy_cells=float(entropy_cells),
+                approx_kl=float(((ratio - 1.0) - log_ratio).mean()),  # k3 estimator, ≥ 0
+                clip_fraction=float(((ratio - 1.0).abs() > cfg.clip_epsilon).float().mean()),
+                max_abs_log_ratio=float(log_ratio.abs().max()),
+            )
+            if self.actor.with_cells:
+                share = stats["entropy_cells"] / self.actor.max_cells_entropy()
+                stats["entropy_cells_share"] = share
+        return loss, stats
+
+    def step(self, loss: torch.Tensor, stats: dict[str, float]) -> bool:
+        """Backward, average over ranks, clip, AdamW step, EMA; False when the loss was not
+        finite (on any rank), in which case nothing changes."""
+        cfg = self.config
+        finite = bool(torch.isfinite(loss))
+        self.optimizer.zero_grad(set_to_none=True)
+        if finite:
+            loss.backward()
+        if self.gradient_sync is not None:  # average over ranks; skip if any was bad
+            finite = self.gradient_sync(self.model.parameters(), finite)
+        if not finite:
+            self.bad_updates += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.bad_updates >= cfg.max_bad_updates:
+                raise NonFiniteLossError(
+                    f"the PPO loss was not finite in {self.bad_updates} updates in a row "
+                    f"(iteration {self.iteration}); lower agent.lr or check the inputs"
+                )
+            return False
+        self.bad_updates = 0
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        stats["grad_norm"] = float(grad_norm)
+        self.optimizer.step()
+        update_ema(self.ema, self.model, cfg.ema_decay)
+        return True
+
     @torch.no_grad()
     def compute_advantages(self, data: TensorDictBase) -> TensorDictBase:
         """GAE over the time dimension of a collected ``[B, T]`` batch.
@@ -143,96 +235,41 @@ class PPOAgent(nn.Module):
         needed = next_data["truncated"].squeeze(-1).clone()  # [B, T]
         needed[:, -1] = True
         rows = needed.nonzero(as_tuple=True)
-        pending = next_data[rows].select(*[k for k in self.policy.in_keys if k != "is_init"])
+        pending = next_data[rows].select(*[k for k in self.actor.in_keys if k != "is_init"])
         pending.set("is_init", torch.zeros(len(pending), 1, dtype=torch.bool, device=value.device))
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            next_value[rows] = self.value_module(pending)["state_value"]
+        out = self.actor.backbone(pending, deterministic=True)
+        next_value[rows] = out.value.float().unsqueeze(-1)
         next_data.set("state_value", next_value)
         self.advantage(data)
         return data
 
     @torch.no_grad()
     def replay_max_abs_log_ratio(self, batch: TensorDictBase) -> float:
-        """max |log π_now(a|s) − log π_collected(a|s)| over ``batch`` (0 before any update)."""
-        with replay_mode(True):
-            dist = self.actor.get_dist(batch.clone(False))
-            if not self.policy.with_cells:  # a single head: the move
-                new = dist.log_prob(batch["action"])
-                return float((new - batch["action_log_prob"]).abs().max())
-            new = dist.log_prob(batch.select(*self._action_keys()))
-        ratio = torch.zeros_like(batch["action_log_prob"])
-        for key in new.keys():
-            ratio = ratio + new[key] - batch[key]
-        return float(ratio.abs().max())
+        """max |log π_now(a, A|s) − log π_collected(a, A|s)| over ``batch`` (0 before any step)."""
+        terms = self.actor.replay(batch, resume=self.config.replay == "resume")
+        return float((terms["log_prob"] - batch["log_prob"]).abs().max())
 
-    def _action_keys(self) -> list[str]:
-        return ["action", "cells"] if self.policy.with_cells else ["action"]
 
-    def update(self, data: TensorDictBase, generator: torch.Generator | None = None) -> dict:
-        """Advantages, then ``epochs`` passes over shuffled minibatches; returns mean metrics."""
-        cfg = self.config
-        device = next(self.model.parameters()).device  # minibatches go where the model is
-        data = self.compute_advantages(data.to(device)).reshape(-1)
-        buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(data.numel(), device=device),
-            sampler=SamplerWithoutReplacement(),
-            batch_size=min(cfg.minibatch_size, data.numel()),
-        )
-        buffer.extend(data)
-        sums: dict[str, float] = {}
-        count = 0
-        metrics = {"replay_max_abs_log_ratio": self.replay_max_abs_log_ratio(data[:256])}
-        for _ in range(cfg.epochs):
-            for _ in range(math.ceil(data.numel() / buffer._batch_size)):
-                batch = buffer.sample()
-                losses = self.loss_module(batch)
-                out = self.policy.last_output
-                loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
-                for name, weight in cfg.aux_weights.items():
-                    if weight and name in out.aux_losses:
-                        loss = loss + weight * out.aux_losses[name]
-                        losses.set(f"loss_{name}", out.aux_losses[name].detach())
-                finite = bool(torch.isfinite(loss))
-                self.optimizer.zero_grad(set_to_none=True)
-                if finite:
-                    loss.backward()
-                if self.gradient_sync is not None:  # average over ranks; skip if any was bad
-                    finite = self.gradient_sync(self.model.parameters(), finite)
-                if not finite:
-                    self.bad_updates += 1
-                    sums["skipped_updates"] = sums.get("skipped_updates", 0.0) + 1
-                    if self.bad_updates >= cfg.max_bad_updates:
-                        raise NonFiniteLossError(
-                            f"the PPO loss was not finite in {self.bad_updates} updates in a row "
-                            f"(iteration {self.iteration}); lower agent.lr or check the inputs"
-                        )
-                    self.optimizer.zero_grad(set_to_none=True)
-                    continue
-                self.bad_updates = 0
-                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                self._update_ema()
-                for key in (
-                    "loss_objective",
-                    "loss_critic",
-                    "loss_entropy",
-                    "entropy",
-                    "clip_fraction",
-                    "kl_approx",
-                    "explained_variance",
-                ):
-                    if key in losses.keys():
-                        sums[key] = sums.get(key, 0.0) + float(losses[key].detach())
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-                count += 1
-        self.scheduler.step()
-        self.iteration += 1
-        metrics.update({key: value / max(count, 1) for key, value in sums.items()})
-        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
-        return metrics
+def rollout_metrics(data: TensorDictBase) -> dict[str, float]:
+    """What sampled play did in a collected ``[B, T]`` batch: mistakes per step (an episode that
+    ended neither solved nor truncated) and the share of finished episodes solved."""
+    done = data["next", "done"].view(-1)
+    solved = data["next", "solved"].view(-1)
+    mistakes = done & ~solved & ~data["next", "truncated"].view(-1)
+    finished = int(done.sum())
+    return {
+        "mistakes_per_step": float(mistakes.float().mean()),
+        "sampled_solve_rate": float(solved[done].float().mean()) if finished else float("nan"),
+    }
 
-    def _update_ema(self) -> None:
-        update_ema(self.ema, self.model, self.config.ema_decay)
+
+def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """``1 − Var(R − V) / Var(R)``: 1 for a perfect critic, ≤ 0 for no better than a constant."""
+    prediction, target = prediction.reshape(-1), target.reshape(-1)
+    variance = target.var()
+    if variance == 0:
+        return float("nan")
+    return float(1.0 - (target - prediction).var() / variance)
 
 
 def warmup_cosine_factor(iteration: int, config) -> float:
@@ -254,18 +291,3 @@ def update_ema(ema: nn.Module | None, model: nn.Module, decay: float | None) -> 
         return
     for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
         ema_p.lerp_(p, 1.0 - decay)
-
-
-class _StateValueModule(TensorDictModuleBase):
-    """State values for GAE: one backbone forward (no gradient), written as ``state_value``."""
-
-    def __init__(self, policy: PolicyModule) -> None:
-        super().__init__()
-        self.policy = policy
-        self.in_keys = list(policy.in_keys)
-        self.out_keys = ["state_value"]
-
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        scratch = tensordict.select(*self.in_keys).clone(False)
-        value = self.policy(scratch)["value_pred"]
-        return tensordict.set("state_value", value)

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl.envs.utils import ExplorationType
 
 from hrm_rl.agents.evaluation import play_first_episodes
-from hrm_rl.agents.policy import build_actor
+from hrm_rl.agents.policy import HRMPolicy
 from hrm_rl.agents.supervised import play_supervised
 from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
@@ -94,7 +94,7 @@ def load_policy(
     model.eval()
     if agent_name(cfg.agent) == "supervised":
         return cfg, rules, model, None
-    actor, _ = build_actor(model, OmegaConf.select(cfg, "agent.precision", default="auto"))
+    actor = HRMPolicy(model, OmegaConf.select(cfg, "agent.precision", default="auto"))
     return cfg, rules, model, actor
 
 

@@ -33,7 +33,7 @@ from torchrl.envs import TransformedEnv
 from tqdm import tqdm
 
 from hrm_rl.agents.evaluation import greedy_solve_rate
-from hrm_rl.agents.policy import build_actor, carry_transforms
+from hrm_rl.agents.policy import HRMPolicy, carry_transforms
 from hrm_rl.agents.ppo import NonFiniteLossError, PPOAgent, PPOConfig
 from hrm_rl.agents.supervised import (
     PuzzleSampler,
@@ -59,7 +59,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 # The held-out bank does not depend on `seed`, so that runs of different seeds compare.
 HELD_OUT_SEED = 20_240_917
 CURVE_KEYS = {
-    "ppo": ["ppo/loss_objective", "ppo/entropy", "ppo/lr"],
+    "ppo": ["ppo/loss_objective", "ppo/entropy_move", "ppo/approx_kl", "ppo/lr"],
     "supervised": ["supervised/loss_cells", "supervised/loss_halt", "supervised/lr"],
 }
 AGENTS = tuple(CURVE_KEYS)  # agent.name
@@ -340,8 +340,8 @@ class PPOFeed:
             carry_transforms(model, device),
         )
         # greedy evaluation plays the EMA weights when the agent keeps them
-        self.eval_actor = (
-            agent.actor if agent.ema is None else build_actor(agent.ema, agent.config.precision)[0]
+        self.eval_actor = HRMPolicy(
+            agent.model if agent.ema is None else agent.ema, agent.config.precision
         )
         self.collector = Collector(
             self.env,

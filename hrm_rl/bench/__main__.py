@@ -1,5 +1,5 @@
 """Command line of the benchmarks:
-``python -m hrm_rl.bench {env,model,compare,ranks} [--out PATH]``."""
+``python -m hrm_rl.bench {env,model,compare,ranks,ppo} [--out PATH]``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from hrm_rl.bench import compare as compare_bench
 from hrm_rl.bench import compare_report
 from hrm_rl.bench import env as env_bench
 from hrm_rl.bench import model as model_bench
+from hrm_rl.bench import ppo as ppo_bench
 from hrm_rl.bench import ranks as ranks_bench
 
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> dict:
         "ranks", help="training frames/s on 1, 2, ... data-parallel ranks (torchrun)"
     )
     ranks_bench.add_arguments(ranks_parser)
+    ppo_parser = sub.add_parser(
+        "ppo", help="PPO training frames/s by update variant (replay mode, epochs, minibatch)"
+    )
+    ppo_bench.add_arguments(ppo_parser)
     for p in sub.choices.values():
         p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -65,6 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.what == "ranks":
         results.update(ranks_bench.run(args))
         print(ranks_bench.table(results))
+    elif args.what == "ppo":
+        results.update(ppo_bench.run(args))
+        print(ppo_bench.table(results))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -28,6 +28,7 @@ def collect(
     batch: int = 8,
     steps: int = 6,
     precision: str = "auto",
+    **options,
 ):
     torch.manual_seed(0)
     model = HRM(
@@ -48,7 +49,9 @@ def collect(
         BatchedPuzzleEnv(SudokuRules(2, 2), bank, batch_size=batch, seed=0),
         carry_transforms(model, "cpu"),
     )
-    agent = PPOAgent(model, PPOConfig(minibatch_size=16, epochs=1, precision=precision))
+    agent = PPOAgent(
+        model, PPOConfig(**{"minibatch_size": 16, "epochs": 1, "precision": precision, **options})
+    )
     collector = Collector(
         env,
         agent.actor,
@@ -61,9 +64,11 @@ def collect(
     return agent, data
 
 
+@pytest.mark.parametrize("replay", ["resume", "recompute"])
 @pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
-def test_recomputed_joint_log_probs_equal_the_collected_ones_before_any_step(bank, grad):
-    agent, data = collect(bank, grad)
+def test_recomputed_joint_log_probs_equal_the_collected_ones_before_any_step(bank, grad, replay):
+    agent, data = collect(bank, grad, replay=replay)
+    assert ("resume" in data.keys()) == (replay == "resume")  # stored only when replayed from
     flat = data.reshape(-1)
     assert flat["is_init"].any() and (~flat["is_init"]).any()  # fresh and mid-episode steps
     assert agent.replay_max_abs_log_ratio(flat) < 1e-5
@@ -82,6 +87,56 @@ def test_one_update_trains_actor_critic_and_cell_policy(bank):
     changed = {n for n, p in agent.model.named_parameters() if not torch.equal(p, before[n])}
     for name in ("f_O.weight", "f_V.weight", "H_update.W_r", "H_update.initial_cells"):
         assert name in changed, name
+
+
+def test_both_replay_modes_give_the_same_loss_and_gradients(bank):
+    """Replaying from the stored resume state changes the cost, not the update."""
+    agent, data = collect(bank, "one_step", replay="resume")
+    batch = agent.compute_advantages(data).reshape(-1)
+    results = []
+    for replay in ("resume", "recompute"):
+        agent.config.replay = replay
+        agent.model.zero_grad()
+        loss, stats = agent.loss(batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in agent.model.named_parameters() if p.grad is not None}
+        results.append((loss.item(), grads))
+    assert results[0][0] == pytest.approx(results[1][0], abs=1e-6)
+    assert set(results[0][1]) == set(results[1][1])
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(grad, results[1][1][name], atol=1e-6, rtol=1e-4)
+
+
+def test_target_kl_stops_the_epochs_of_an_iteration_early(bank):
+    agent, data = collect(bank, "one_step", epochs=4, target_kl=0.0)
+    metrics = agent.update(data)
+    assert metrics["epochs"] == 1 and metrics["approx_kl"] > 0
+    agent, data = collect(bank, "one_step", epochs=4)
+    assert agent.update(data)["epochs"] == 4
+
+
+def test_an_iteration_logs_what_the_issue_asks_for(bank):
+    agent, data = collect(bank, "one_step")
+    metrics = agent.update(data)
+    for key in (
+        "clip_fraction",
+        "approx_kl",
+        "explained_variance",
+        "entropy_move",
+        "entropy_cells",
+        "entropy_cells_share",
+        "mistakes_per_step",
+        "sampled_solve_rate",
+    ):
+        assert np.isfinite(metrics[key]), key
+    assert 0.0 < metrics["entropy_cells_share"] <= 1.0
+    done = data["next", "done"] & ~data["next", "solved"] & ~data["next", "truncated"]
+    assert metrics["mistakes_per_step"] == pytest.approx(done.float().mean().item())
+
+
+def test_an_unknown_replay_mode_is_an_error():
+    with pytest.raises(ValueError, match="agent.replay"):
+        PPOConfig(replay="sometimes")
 
 
 def test_advantages_use_the_values_of_the_next_step(bank):
@@ -123,7 +178,7 @@ def test_bf16_autocast_runs_the_backbone_in_bf16_and_keeps_the_outputs_float32(b
     # on this CPU, auto means float32; bf16 autocasts every Linear of the backbone
     expected = torch.bfloat16 if precision == "bf16" else torch.float32
     assert seen and set(seen) == {expected}
-    for key in ("action_log_prob", "cells_log_prob", "value_pred", ("next", "z_H")):
+    for key in ("log_prob", "value_pred", ("next", "z_H"), ("resume", "z_L")):
         assert data[key].dtype == torch.float32, key
     assert all(p.dtype == torch.float32 for p in agent.model.parameters())
     assert np.isfinite(metrics["loss_objective"]) and np.isfinite(metrics["grad_norm"])

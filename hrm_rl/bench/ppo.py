@@ -1,0 +1,119 @@
+"""PPO training throughput by update variant: ``python -m hrm_rl.bench ppo``.
+
+Trains the same config (default: 9×9 Sudoku, the default model and batch) a few PPO iterations
+once per *variant*, a named list of Hydra overrides, and reports frames/s between the first and
+the last iteration (the first, with start-up, is not counted), read from each run's
+``metrics.csv``, exactly as ``python -m hrm_rl.bench ranks`` measures one rank. The variants run
+in turn, ``--repeats`` rounds of all of them, and the median per variant is reported with the
+ratio to the first variant; the machine's noise hits every variant alike.
+
+The default variants are the update before issue 14 (the whole segment recomputed in every epoch,
+4 epochs of 512-frame minibatches, 5 warm-up iterations), the same schedule with the stored resume
+state, and today's defaults with each replay mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from hrm_rl.bench.ranks import measure
+
+VARIANTS = {
+    "before: recompute, 4 epochs x 512": [
+        "agent.replay=recompute",
+        "agent.epochs=4",
+        "agent.minibatch_size=512",
+        "agent.warmup_iterations=5",
+    ],
+    "resume, 4 epochs x 512": [
+        "agent.replay=resume",
+        "agent.epochs=4",
+        "agent.minibatch_size=512",
+        "agent.warmup_iterations=5",
+    ],
+    "defaults, recompute": ["agent.replay=recompute"],
+    "defaults (resume)": [],
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m hrm_rl.bench ppo``."""
+    parser.add_argument("--env", default="sudoku", help="env config name (default: 9x9 Sudoku)")
+    parser.add_argument("--iterations", type=int, default=4, help="PPO iterations per run")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over all variants")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        metavar="NAME",
+        help=f"which variants, in order (default: all): {', '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every run"
+    )
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train every variant ``--repeats`` times; median frames/s and the ratio to the first."""
+    if args.iterations < 2:
+        raise ValueError(
+            f"--iterations must be at least 2 (one is start-up), got {args.iterations}"
+        )
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
+    samples: dict[str, list[float]] = {name: [] for name in args.variants}
+    commands: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="hrm_rl_bench_ppo_") as scratch:
+        for round_ in range(args.repeats):
+            for i, name in enumerate(args.variants):
+                options = argparse.Namespace(
+                    env=args.env,
+                    device=args.device,
+                    iterations=args.iterations,
+                    set=[*args.set, *VARIANTS[name]],
+                )
+                row = measure(1, options, Path(scratch) / f"round{round_}_variant{i}")
+                samples[name].append(row["frames_per_second"])
+                commands[name] = row["command"]
+    rows = []
+    for name in args.variants:
+        rows.append(
+            {
+                "variant": name,
+                "overrides": VARIANTS[name],
+                "frames_per_second": statistics.median(samples[name]),
+                "samples": samples[name],
+                "command": commands[name],
+            }
+        )
+    base = rows[0]["frames_per_second"]
+    for row in rows:
+        row["ratio"] = row["frames_per_second"] / base if base else float("nan")
+    return {
+        "env": args.env,
+        "device": args.device,
+        "iterations": args.iterations,
+        "overrides": args.set,
+        "rows": rows,
+    }
+
+
+def table(results: dict) -> str:
+    """The results as a plain-text table."""
+    lines = [
+        f"PPO training throughput by update variant: env={results['env']}, "
+        f"device={results['device']}, {results['iterations']} iterations per run"
+        + (f" ({' '.join(results['overrides'])})" if results["overrides"] else ""),
+        f"{'variant':<36} | {'frames/s':>9} | {'ratio':>6} | samples",
+        "-" * 72,
+    ]
+    for r in results["rows"]:
+        samples = ", ".join(f"{s:.0f}" for s in r["samples"])
+        fps, ratio = r["frames_per_second"], r["ratio"]
+        lines.append(f"{r['variant']:<36} | {fps:>9,.1f} | {ratio:>5.2f}x | {samples}")
+    return "\n".join(lines)
