@@ -7,7 +7,11 @@ level whose bank the batched env plays:
 * ``"off"``: one level, the generator's default difficulty;
 * ``"fixed"``: the chosen ``fixed_level``;
 * ``"auto"``: start at level 0 and move up one level whenever the rolling solve rate over the
-  last ``window`` finished training episodes reaches ``threshold``; never down.
+  last ``window`` finished training episodes reaches ``threshold``; never down;
+* ``"mix"``: every level at once, from the first frame: the bank holds ``bank_size / levels``
+  puzzles of each level. A puzzle with few blanks is what a puzzle with many blanks looks like
+  late in its solve, so the mix trains every stage of a solve, the hardest one included, while
+  sampled play of the full puzzles still ends early at its first mistake.
 
 A training loop uses it as::
 
@@ -31,7 +35,7 @@ from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 
 logger = logging.getLogger(__name__)
 
-CURRICULUM_MODES = ("off", "fixed", "auto")
+CURRICULUM_MODES = ("off", "fixed", "auto", "mix")
 EASIEST_BLANKS_SHARE = 0.1  # default fewest blanks of level 0: this share of the L positions
 
 
@@ -164,7 +168,7 @@ class Curriculum:
             self.levels = [self._check_level(rules, k, level) for k, level in enumerate(levels)]
             if not self.levels:
                 raise ValueError("curriculum levels must hold at least one givens range")
-        level = 0
+        level = len(self.levels) - 1 if mode == "mix" else 0  # mix: every level up to the last
         if mode == "fixed":
             if fixed_level is None:
                 raise ValueError("curriculum mode 'fixed' needs fixed_level (a level index)")
@@ -210,14 +214,23 @@ class Curriculum:
         return sum(self._outcomes) / len(self._outcomes)
 
     def bank(self) -> PuzzleSet:
-        """The bank of the current level: generated once per level, reproducible from the seed."""
-        if self.level not in self._banks:
-            givens = self.levels[self.level]
+        """The bank of the current level (``"mix"``: of all levels together), generated once per
+        level and reproducible from the seed."""
+        if self.mode == "mix":
+            share = max(1, math.ceil(self.bank_size / self.num_levels))
+            return PuzzleSet.concatenate(
+                [self._level_bank(level, share) for level in range(self.num_levels)]
+            )
+        return self._level_bank(self.level, self.bank_size)
+
+    def _level_bank(self, level: int, size: int) -> PuzzleSet:
+        if level not in self._banks:
+            givens = self.levels[level]
             options = dict(self.generator_options)
             if givens is not None:
                 options["givens"] = givens
-            rng = np.random.default_rng([self.seed, self.level])
-            bank = self.rules.generate(rng, self.bank_size, **options)
+            rng = np.random.default_rng([self.seed, level])
+            bank = self.rules.generate(rng, size, **options)
             width = bank.solutions.shape[1]
             if self._solution_width is not None and width != self._solution_width:
                 raise ValueError(
@@ -225,14 +238,14 @@ class Curriculum:
                     f"levels kept {self._solution_width}; BatchedPuzzleEnv.set_bank needs one width"
                 )
             self._solution_width = width
-            self._banks[self.level] = bank
+            self._banks[level] = bank
             logger.info(
                 "curriculum bank for level %d (givens %s): %d puzzles",
-                self.level,
+                level,
                 "default" if givens is None else f"{givens[0]}..{givens[1]}",
                 len(bank),
             )
-        return self._banks[self.level]
+        return self._banks[level]
 
     def update(self, solved: torch.Tensor) -> bool:
         """Count the episodes that finished this iteration; True when the level moved up.

@@ -229,3 +229,18 @@ def test_each_level_draws_its_own_puzzles_even_for_equal_ranges():
     bank0 = curriculum.bank()
     assert curriculum.update(solved_batch(2, 2)) is True
     assert not np.array_equal(bank0.boards, curriculum.bank().boards)
+
+
+def test_mix_plays_every_level_from_the_start_and_never_moves():
+    rules = SudokuRules(2, 2)
+    levels = blank_levels(rules, num_levels=3, min_blanks=2, max_blanks=12)
+    curriculum = small(rules, "mix", levels=levels, bank_size=30)
+    bank = curriculum.bank()
+    assert len(bank) == 30  # 10 of each level
+    counts = givens_counts(bank.boards)
+    for k, (lo, hi) in enumerate(levels):
+        share = counts[10 * k : 10 * (k + 1)]
+        assert ((share >= lo) & (share <= hi)).all(), k
+    assert curriculum.level == 2
+    assert not curriculum.update(solved_batch(10, 10))  # a perfect window moves nothing
+    assert curriculum.bank() is not bank and np.array_equal(curriculum.bank().boards, bank.boards)
