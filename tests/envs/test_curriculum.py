@@ -79,7 +79,7 @@ def test_invalid_settings_are_rejected():
         Curriculum(rules, generator_options={"givens": (4, 8)})
     with pytest.raises(ValueError, match=r"levels\[1\]"):
         Curriculum(rules, levels=[(10, 12), (9, 20)])
-    assert set(CURRICULUM_MODES) == {"off", "fixed", "auto"}
+    assert set(CURRICULUM_MODES) == {"off", "fixed", "auto", "mix"}
 
 
 def test_auto_moves_up_once_when_the_full_window_is_solved():
