@@ -41,7 +41,7 @@ class PPOConfig:
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_iterations: int = 1
-    total_iterations: int = 1000  # for the cosine schedule
+    total_iterations: int | None = 1000  # the cosine schedule's length (None: the time budget's)
     min_lr_ratio: float = 0.1
     max_grad_norm: float = 1.0
     gamma: float = 1.0  # episodes are short and a full solve sums to 1 + bonus
@@ -95,6 +95,7 @@ class PPOAgent(nn.Module):
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
+        self.time_progress = 0.0  # share of the run's time budget used (see update)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
         self.iteration = 0
@@ -109,13 +110,16 @@ class PPOAgent(nn.Module):
             self.gradient_sync = world.average_gradients
 
     def _lr_factor(self, iteration: int) -> float:
-        return warmup_cosine_factor(iteration, self.config)
+        return warmup_cosine_factor(iteration, self.config, self.time_progress)
 
     # --- one PPO iteration --------------------------------------------------------------------
 
-    def update(self, data: TensorDictBase) -> dict[str, float]:
+    def update(self, data: TensorDictBase, time_progress: float = 0.0) -> dict[str, float]:
         """One iteration on a collected ``[B, T]`` batch: advantages, then ``epochs`` passes over
-        shuffled minibatches (fewer when approx-KL passes ``target_kl``); returns the metrics."""
+        shuffled minibatches (fewer when approx-KL passes ``target_kl``); returns the metrics.
+
+        ``time_progress`` is the share of the run's time budget used so far (0 without one): the
+        cosine schedule follows it or the iteration count, whichever is further along."""
         cfg = self.config
         device = next(self.model.parameters()).device  # minibatches go where the model is
         data = data.to(device)
@@ -143,7 +147,8 @@ class PPOAgent(nn.Module):
             mean_kl = sum(epoch_kl) / max(len(epoch_kl), 1)
             if cfg.target_kl is not None and mean_kl > cfg.target_kl:
                 break  # the policy moved far enough from the one that collected the batch
-        self.scheduler.step()
+        self.time_progress = time_progress
+        self.scheduler.step()  # the next iteration's learning rate
         self.iteration += 1
         metrics.update({key: value / max(steps, 1) for key, value in sums.items()})
         metrics.update(epochs=epochs, optimizer_steps=steps)
@@ -272,14 +277,17 @@ def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
     return float(1.0 - (target - prediction).var() / variance)
 
 
-def warmup_cosine_factor(iteration: int, config) -> float:
+def warmup_cosine_factor(iteration: int, config, time_progress: float = 0.0) -> float:
     """The LR multiplier: linear warm-up over ``config.warmup_iterations``, then cosine decay to
-    ``config.min_lr_ratio`` at ``config.total_iterations`` (shared by the PPO and supervised
-    agents)."""
+    ``config.min_lr_ratio`` at ``config.total_iterations`` or at the end of the time budget
+    (``time_progress`` = 1), whichever comes first (shared by the PPO and supervised agents)."""
     if iteration < config.warmup_iterations:
         return (iteration + 1) / config.warmup_iterations
-    span = max(1, config.total_iterations - config.warmup_iterations)
-    progress = min(1.0, (iteration - config.warmup_iterations) / span)
+    progress = time_progress
+    if config.total_iterations is not None:
+        span = max(1, config.total_iterations - config.warmup_iterations)
+        progress = max(progress, (iteration - config.warmup_iterations) / span)
+    progress = min(1.0, progress)
     ratio = config.min_lr_ratio
     return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 

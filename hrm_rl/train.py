@@ -75,6 +75,10 @@ def train(cfg: DictConfig) -> Path:
         run_dir = Path(cfg.resume).resolve().parent  # continue in the run's own folder
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    if cfg.total_frames is None and cfg.time_budget.minutes is None:
+        raise ValueError(
+            "total_frames=null and time_budget.minutes=null: nothing would stop the run; set one"
+        )
     if cfg.time_budget.clock not in CLOCKS:
         raise ValueError(
             f"time_budget.clock must be one of {sorted(CLOCKS)}, got {cfg.time_budget.clock!r}"
@@ -127,8 +131,8 @@ def _train(
         frames_per_batch = cfg.batch_size * agent_options.get("segments", 1)
     else:
         frames_per_batch = cfg.batch_size * cfg.rollout
-    if agent_options["total_iterations"] is None:  # the cosine schedule spans the whole run
-        global_batch = frames_per_batch * world.size
+    if agent_options["total_iterations"] is None and cfg.total_frames is not None:
+        global_batch = frames_per_batch * world.size  # the cosine schedule spans the whole run
         agent_options["total_iterations"] = max(1, cfg.total_frames // global_batch)
     if kind == "supervised":
         agent = SupervisedAgent(model, rules, SupervisedConfig(**agent_options)).to(device)
@@ -233,7 +237,7 @@ def _train(
             event="start", iteration=agent.iteration, frames=frames, rank_frames=rank_frames
         )
     try:
-        while frames < cfg.total_frames:
+        while cfg.total_frames is None or frames < cfg.total_frames:
             if world.any(budget is not None and used_seconds() >= budget):  # rank 0's clock too
                 log.warning(
                     "time budget of %s %s minutes used up at %d frames",
@@ -242,7 +246,8 @@ def _train(
                     frames,
                 )
                 break
-            step_frames, update, solved = feed.step()  # solved: bool, one per finished episode
+            time_progress = 0.0 if budget is None else min(1.0, used_seconds() / budget)
+            step_frames, update, solved = feed.step(time_progress)  # solved: one per episode
             rank_frames += step_frames
             previous, frames = frames, frames + world.sum(step_frames)
             if trace is not None:
@@ -353,10 +358,10 @@ class PPOFeed:
         )
         self.batches = iter(self.collector)
 
-    def step(self) -> tuple[int, dict, torch.Tensor]:
+    def step(self, time_progress: float) -> tuple[int, dict, torch.Tensor]:
         data = next(self.batches)  # [B, T]
         self._puzzles = data["puzzle_index"]
-        update = self.agent.update(data)
+        update = self.agent.update(data, time_progress)
         finished = data["next", "done"].squeeze(-1)  # [B, T]
         return data.numel(), update, data["next", "solved"].squeeze(-1)[finished]
 
@@ -425,7 +430,8 @@ class SupervisedFeed:
             rules, bank, cfg.batch_size, device=device, seed=seed, augment=cfg.env.augment
         )
 
-    def step(self) -> tuple[int, dict, torch.Tensor]:
+    def step(self, time_progress: float) -> tuple[int, dict, torch.Tensor]:
+        del time_progress  # the supervised schedule counts iterations only
         update = self.agent.update(*self.sampler.draw())
         return update.pop("forwards"), update, update.pop("solved")
 
