@@ -120,6 +120,12 @@ def _train(
         curriculum.load_state_dict(checkpoint["curriculum"])
     # rank 0 alone evaluates (generating 9×9 puzzles takes a while)
     held_out = held_out_puzzles(rules, cfg.env, cfg.eval.num_puzzles) if world.is_main else None
+    # periodic evaluations play the first `eval.periodic_puzzles` of them, the final one all
+    periodic = cfg.eval.get("periodic_puzzles")
+    if held_out is not None and periodic is not None and periodic < len(held_out):
+        periodic_held_out = held_out.subset(np.arange(periodic))
+    else:
+        periodic_held_out = held_out
 
     # --- model, agent, and what feeds it: env + collector (PPO) or a puzzle sampler -------------
     model = build_model(rules, cfg.model, device)
@@ -279,7 +285,7 @@ def _train(
                 crossed(previous, frames, cfg.eval.every)
                 or (eval_minutes and used_seconds() >= 60.0 * eval_minutes * (evals_by_clock + 1))
             ):
-                metrics.update(feed.evaluate(eval_model, held_out))
+                metrics.update(feed.evaluate(eval_model, periodic_held_out))
                 last_eval = frames
                 if eval_minutes:
                     evals_by_clock = int(used_seconds() // (60.0 * eval_minutes))
