@@ -37,7 +37,7 @@ REPLAY_MODES = ("resume", "recompute")
 class PPOConfig:
     """Hyperparameters of PPO; the Hydra ``agent/ppo.yaml`` fills it (and says why each value)."""
 
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_iterations: int = 1
@@ -45,7 +45,7 @@ class PPOConfig:
     min_lr_ratio: float = 0.1
     max_grad_norm: float = 1.0
     gamma: float = 1.0  # episodes are short and a full solve sums to 1 + bonus
-    gae_lambda: float = 0.95
+    gae_lambda: float = 0.2
     clip_epsilon: float = 0.2
     epochs: int = 2
     minibatch_size: int = 256

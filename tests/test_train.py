@@ -257,6 +257,12 @@ def test_a_time_budget_stops_the_run_early_with_a_final_checkpoint(tmp_path):
     assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")][-1] == state["frames"]
 
 
+def test_a_run_with_neither_a_frame_limit_nor_a_time_budget_is_refused(tmp_path):
+    result = run_train(tmp_path, *TINY_RUN, "total_frames=null", "time_budget.minutes=null")
+    assert result.returncode != 0
+    assert "nothing would stop the run" in result.stderr
+
+
 def test_an_unknown_time_budget_clock_is_an_error(tmp_path):
     result = run_train(tmp_path, *TINY_RUN, "time_budget.clock=sundial")
     assert result.returncode != 0
