@@ -202,6 +202,15 @@ def _train(
     def used_seconds() -> float:
         return spent + clock() - clock_start
 
+    def schedule_progress() -> float:
+        """The share of the time budget used, which the cosine learning rate follows when the
+        budget alone sets the run's length (``total_frames=null``; with a frame limit the
+        schedule counts iterations, so a resumed run repeats an unbroken one exactly). Every
+        rank takes the furthest, so that all of them step with the same learning rate."""
+        if budget is None or cfg.total_frames is not None:
+            return 0.0
+        return max(world.all_gather_values(min(1.0, used_seconds() / budget)))
+
     def save() -> Path:
         """Everything a resume needs, written atomically to run_dir/checkpoint.pt (by rank 0,
         with every rank's episodes and RNG streams)."""
@@ -252,8 +261,7 @@ def _train(
                     frames,
                 )
                 break
-            time_progress = 0.0 if budget is None else min(1.0, used_seconds() / budget)
-            step_frames, update, solved = feed.step(time_progress)  # solved: one per episode
+            step_frames, update, solved = feed.step(schedule_progress())  # solved: per episode
             rank_frames += step_frames
             previous, frames = frames, frames + world.sum(step_frames)
             if trace is not None:

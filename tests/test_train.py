@@ -178,7 +178,7 @@ def test_a_supervised_run_trains_resumes_and_its_checkpoint_evaluates(tmp_path):
 def test_every_env_config_names_a_curriculum_mode_as_a_string(env):
     with initialize_config_module("hrm_rl.configs", version_base="1.3"):
         cfg = compose("config", overrides=[f"env={env}"])
-    assert cfg.env.curriculum.mode in ("off", "fixed", "auto")  # YAML reads a bare off as False
+    assert cfg.env.curriculum.mode in ("off", "fixed", "auto", "mix")  # YAML: a bare off is False
 
 
 def test_periodic_events_fire_once_per_multiple_of_their_interval():

@@ -228,7 +228,7 @@ def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace, seed
         "logger=csv",
         f"time_budget.minutes={args.budget_minutes}",
         "time_budget.clock=wall",
-        "total_frames=1000000000000",  # the budget stops the run
+        "total_frames=null",  # the budget stops the run, and the learning rate follows it
         "agent.total_iterations=null",
         "eval.every=0",
         f"eval.minutes={args.budget_minutes / CURVE_POINTS}",
