@@ -171,6 +171,30 @@ def test_ranks_benchmark_needs_two_iterations():
         main(["ranks", "--iterations", "1"])
 
 
+@pytest.mark.slow
+def test_ppo_benchmark_times_update_variants_side_by_side(tmp_path, capsys):
+    out = tmp_path / "ppo.json"
+    argv = ["ppo", "--env", "sudoku4x4", "--iterations", "2", "--variants", "before", "defaults"]
+    main([*argv, "--set", "batch_size=8", "rollout=4", "--out", str(out)])
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["before", "defaults"]
+    assert "agent.replay=recompute" in rows[0]["command"] and "agent.epochs=4" in rows[0]["command"]
+    assert all(r["frames_per_second"] > 0 and len(r["samples"]) == 1 for r in rows)
+    assert rows[0]["ratio"] == 1.0
+    assert rows[1]["ratio"] == pytest.approx(
+        rows[1]["frames_per_second"] / rows[0]["frames_per_second"]
+    )
+    assert "before: recompute, 4 epochs x 512" in printed and "defaults (resume)" in printed
+
+
+def test_ppo_benchmark_refuses_unknown_variants_and_too_few_iterations():
+    with pytest.raises(ValueError, match="--iterations must be at least 2"):
+        main(["ppo", "--iterations", "1"])
+    with pytest.raises(SystemExit):
+        main(["ppo", "--variants", "fastest"])
+
+
 def test_compare_keep_refuses_a_row_made_under_other_settings(tmp_path):
     row_file = tmp_path / "c_runs" / "ppo_hrm" / "row.json"
     row_file.parent.mkdir(parents=True)

@@ -19,32 +19,32 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from hrm_rl.bench.ranks import measure
+from hrm_rl.bench.ranks import add_run_arguments, check_iterations, measure
 
-VARIANTS = {
-    "before: recompute, 4 epochs x 512": [
-        "agent.replay=recompute",
-        "agent.epochs=4",
-        "agent.minibatch_size=512",
-        "agent.warmup_iterations=5",
-    ],
-    "resume, 4 epochs x 512": [
-        "agent.replay=resume",
-        "agent.epochs=4",
-        "agent.minibatch_size=512",
-        "agent.warmup_iterations=5",
-    ],
-    "defaults, recompute": ["agent.replay=recompute"],
-    "defaults (resume)": [],
+VARIANTS = {  # name -> (label, overrides)
+    "before": (
+        "before: recompute, 4 epochs x 512",
+        [
+            "agent.replay=recompute",
+            "agent.epochs=4",
+            "agent.minibatch_size=512",
+            "agent.warmup_iterations=5",
+        ],
+    ),
+    "resume_4x512": (
+        "resume, 4 epochs x 512",
+        ["agent.replay=resume", "agent.epochs=4", "agent.minibatch_size=512"]
+        + ["agent.warmup_iterations=5"],
+    ),
+    "defaults_recompute": ("defaults, recompute", ["agent.replay=recompute"]),
+    "defaults": ("defaults (resume)", []),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m hrm_rl.bench ppo``."""
-    parser.add_argument("--env", default="sudoku", help="env config name (default: 9x9 Sudoku)")
-    parser.add_argument("--iterations", type=int, default=4, help="PPO iterations per run")
+    add_run_arguments(parser, iterations=4)
     parser.add_argument("--repeats", type=int, default=1, help="rounds over all variants")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -53,17 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"which variants, in order (default: all): {', '.join(VARIANTS)}",
     )
-    parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every run"
-    )
 
 
 def run(args: argparse.Namespace) -> dict:
     """Train every variant ``--repeats`` times; median frames/s and the ratio to the first."""
-    if args.iterations < 2:
-        raise ValueError(
-            f"--iterations must be at least 2 (one is start-up), got {args.iterations}"
-        )
+    check_iterations(args.iterations)
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     samples: dict[str, list[float]] = {name: [] for name in args.variants}
@@ -75,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
                     env=args.env,
                     device=args.device,
                     iterations=args.iterations,
-                    set=[*args.set, *VARIANTS[name]],
+                    set=[*args.set, *VARIANTS[name][1]],
                 )
                 row = measure(1, options, Path(scratch) / f"round{round_}_variant{i}")
                 samples[name].append(row["frames_per_second"])
@@ -85,7 +79,8 @@ def run(args: argparse.Namespace) -> dict:
         rows.append(
             {
                 "variant": name,
-                "overrides": VARIANTS[name],
+                "label": VARIANTS[name][0],
+                "overrides": VARIANTS[name][1],
                 "frames_per_second": statistics.median(samples[name]),
                 "samples": samples[name],
                 "command": commands[name],
@@ -115,5 +110,6 @@ def table(results: dict) -> str:
     for r in results["rows"]:
         samples = ", ".join(f"{s:.0f}" for s in r["samples"])
         fps, ratio = r["frames_per_second"], r["ratio"]
-        lines.append(f"{r['variant']:<36} | {fps:>9,.1f} | {ratio:>5.2f}x | {samples}")
+        label = r.get("label", r["variant"])
+        lines.append(f"{label:<36} | {fps:>9,.1f} | {ratio:>5.2f}x | {samples}")
     return "\n".join(lines)

@@ -24,20 +24,28 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m hrm_rl.bench ranks``."""
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts")
+    add_run_arguments(parser, iterations=6)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, iterations: int) -> None:
+    """``--env``, ``--iterations``, ``--device``, ``--set``: what :func:`measure` reads."""
     parser.add_argument("--env", default="sudoku", help="env config name (default: 9x9 Sudoku)")
-    parser.add_argument("--iterations", type=int, default=6, help="PPO iterations per run")
+    parser.add_argument("--iterations", type=int, default=iterations, help="PPO iterations per run")
     parser.add_argument("--device", default="cpu", help="cpu, cuda (one GPU per rank) or auto")
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides, e.g. model=hrm"
     )
 
 
+def check_iterations(iterations: int) -> None:
+    """A throughput measurement needs a start-up iteration and at least one more."""
+    if iterations < 2:
+        raise ValueError(f"--iterations must be at least 2 (one is start-up), got {iterations}")
+
+
 def run(args: argparse.Namespace) -> dict:
     """Train once per rank count; frames/s and the speed-up over the first count."""
-    if args.iterations < 2:
-        raise ValueError(
-            f"--iterations must be at least 2 (one is start-up), got {args.iterations}"
-        )
+    check_iterations(args.iterations)
     if any(r < 1 for r in args.ranks):
         raise ValueError(f"--ranks must be positive, got {args.ranks}")
     rows = []
