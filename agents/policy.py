@@ -76,7 +76,7 @@ class HRMPolicy(TensorDictModuleBase):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         deterministic = exploration_type() == ExplorationType.DETERMINISTIC
-        out = self.backbone(tensordict, deterministic=deterministic)
+        out = self.backbone(tensordict, deterministic=deterministic, keep_resume=self.keep_resume)
         move = self.move_distribution(out, tensordict["action_mask"])
         action = move.deterministic_sample if deterministic else move.sample()
         tensordict.set("action", action)

@@ -118,7 +118,8 @@ class HRMOutput:
     selection_probs: torch.Tensor | None  # [B, N, N_c]: softmax of the cell scores per cycle
     aux_losses: dict[str, torch.Tensor]  # diverse, balance, selfsup (unweighted)
     cell_usage: torch.Tensor | None  # [N_c]: how often each cell was active in this call
-    # where the tracked part of the segment starts (see HRM.forward): z_H, z_L, cells, and for
+    # with keep_resume, where the tracked part of the segment starts (see HRM.forward): z_H, z_L,
+    # cells, and for
     # the prefix cycles' selections h_hat [B, n, S, d] and cells_seen [B, n, N_c, 1+C, d]
     resume: TensorDict | None = None
 
@@ -267,15 +268,16 @@ class HRM(nn.Module):
         deterministic: bool = False,
         generator: torch.Generator | None = None,
         resume: TensorDict | None = None,
+        keep_resume: bool = False,
     ) -> HRMOutput:
         """One segment from ``carry``; ``selections`` ``[B, N, k]`` forces the cells (replay).
 
-        The untracked prefix of the schedule runs without gradient, and what it ends with is
-        returned as ``out.resume``: the states and cells where the tracked part starts, and the
-        inputs ``(ĥ, cells)`` of the prefix cycles' selections. Passing that ``resume`` back
-        (with the same tokens, carry and forced selections) skips the prefix: the segment
-        continues from the stored states and rescores the prefix selections, with gradient,
-        from their stored inputs. Both ways give the same outputs and the same gradients.
+        The untracked prefix of the schedule runs without gradient; with ``keep_resume`` what it
+        ends with is returned as ``out.resume``: the states and cells where the tracked part
+        starts, and the inputs ``(ĥ, cells)`` of the prefix cycles' selections. Passing that
+        ``resume`` back (with the same tokens, carry and forced selections) skips the prefix: the
+        segment continues from the stored states and rescores the prefix selections, with
+        gradient, from their stored inputs. Both ways give the same outputs and the same gradients.
         """
         cfg = self.config
         if resume is not None and self.config.h_module == "multicell" and selections is None:
@@ -293,7 +295,7 @@ class HRM(nn.Module):
                 state = self._run(steps[:split], x, state, trace, draw)
         else:
             state = self._resume(state, resume, trace, selections)
-        prefix = self._prefix_record(state, trace) if resume is None else resume
+        prefix = self._prefix_record(state, trace) if keep_resume and resume is None else resume
         if cfg.h_module == "multicell" and (resume is not None or torch.is_grad_enabled()):
             self._score_prefix(trace)  # with gradient: the prefix cycles' policy learns too
         state = self._run(steps[split:], x, state, trace, draw)
@@ -364,7 +366,7 @@ class HRM(nn.Module):
         for n in range(self.prefix_cycles):
             trace.scores[n] = self.H_update.relevance(trace.h_hat[n], trace.cells[n])
 
-    def _output(self, state: dict, trace: CycleTrace, prefix: TensorDict) -> HRMOutput:
+    def _output(self, state: dict, trace: CycleTrace, prefix: TensorDict | None) -> HRMOutput:
         """Heads, the detached carry, and the selection's log-probabilities and losses."""
         cfg = self.config
         z_H = state["z_H"]
@@ -392,12 +394,13 @@ class HRM(nn.Module):
             return out
         scores = torch.stack(trace.scores, dim=1).float()  # [B, N, N_c]
         chosen = torch.stack(trace.choice, dim=1)  # [B, N, k]
-        law = TopKSelection(self._choosable(scores), cfg.top_k)
+        choosable = self._choosable(scores)
+        law = TopKSelection(choosable, cfg.top_k)
         probs = torch.softmax(scores, dim=-1)  # [B, N, N_c]
         out.selections = chosen
         out.selection_log_probs = law.log_prob(chosen)  # [B, N]: log PL(A_n | s_n)
         out.selection_entropy = law.entropy().sum(dim=1)
-        out.selection_scores = self._choosable(scores)
+        out.selection_scores = choosable
         out.selection_probs = probs
         active = self._full_selection(chosen.view(B * cfg.N, -1))
         out.cell_usage = torch.bincount(active.reshape(-1), minlength=cfg.num_cells)

@@ -123,7 +123,9 @@ def test_resuming_after_the_untracked_prefix_gives_the_same_outputs_and_gradient
     carry = model(tokens, model.initial_carry(5), candidates).carry
     carry["fresh"] = torch.tensor([True, False, True, False, False])  # new and running episodes
     with torch.no_grad():
-        acted = model(tokens, carry, candidates, generator=torch.Generator().manual_seed(3))
+        acted = model(
+            tokens, carry, candidates, generator=torch.Generator().manual_seed(3), keep_resume=True
+        )
 
     def replay(resume):
         model.zero_grad()
@@ -161,7 +163,8 @@ def test_resuming_a_multicell_segment_needs_its_selections():
     model = make_model(h_module="multicell")
     tokens, carry, candidates = _tok_carry(model)
     with torch.no_grad():
-        acted = model(tokens, carry, candidates)
+        acted = model(tokens, carry, candidates, keep_resume=True)
+    assert model(tokens, carry, candidates).resume is None  # only stored when asked for
     with pytest.raises(ValueError, match="stored selections"):
         model(tokens, carry, candidates, resume=acted.resume)
 
