@@ -88,6 +88,20 @@ class PuzzleRules:
     num_positions: int  # L
     num_values: int  # V; values are 1..V, 0 = empty
 
+    @property
+    def grid_shape(self) -> tuple[int, int] | None:
+        """``(rows, cols)`` when the L positions lie row by row on a grid (for 2-D positional
+        encodings); ``None`` for a family without one."""
+        return None
+
+    def constraint_graph(self) -> torch.Tensor:
+        """``bool[R, L, L]``: R kinds of relation between positions that constrain each other
+        (Sudoku: same row, same column, same box); graph attention lets a position attend to
+        the positions a relation ties it to. Default: one relation, all pairs (no restriction).
+        """
+        L = self.num_positions
+        return torch.ones(1, L, L, dtype=torch.bool)
+
     def legal_mask(self, boards: torch.Tensor) -> torch.Tensor:
         """Placements the rules allow now: ``bool[B, L, V]`` for boards ``[B, L]``."""
         raise NotImplementedError
@@ -196,3 +210,11 @@ class PuzzleRules:
         """``bool[B, S]``: the known solutions still consistent after the placement."""
         at_position = solutions.gather(2, position.view(-1, 1, 1).expand(-1, solutions.shape[1], 1))
         return alive & (at_position.squeeze(2) == value.view(-1, 1))
+
+
+def same_group(groups: torch.Tensor, num_positions: int) -> torch.Tensor:
+    """``bool[L, L]``: positions ``i`` and ``j`` share one of ``groups`` (``int64[G, m]``, each row
+    the positions of one group: a row, a column, a box), ``i == j`` included."""
+    member = torch.zeros(groups.shape[0], num_positions)
+    member.scatter_(1, groups.long(), 1.0)  # [G, L]
+    return (member.t() @ member) > 0

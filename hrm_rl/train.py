@@ -581,7 +581,7 @@ def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device)
     """The HRM the ``model`` config describes, sized for the rules' board."""
     options = OmegaConf.to_container(model_cfg, resolve=True)
     config = HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **options)
-    return HRM(config).to(device)
+    return HRM(config, graph=rules.constraint_graph(), grid_shape=rules.grid_shape).to(device)
 
 
 def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> PuzzleSet:

@@ -80,6 +80,17 @@ class MazeRules(PuzzleRules):
         """``(height, width)``."""
         return (self.height, self.width)
 
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return self.size
+
+    def constraint_graph(self) -> torch.Tensor:
+        """``bool[1, L, L]``: 4-neighbours (and each cell with itself): a path moves between them."""
+        rows = torch.arange(self.num_positions) // self.width
+        cols = torch.arange(self.num_positions) % self.width
+        steps = (rows[:, None] - rows[None]).abs() + (cols[:, None] - cols[None]).abs()
+        return (steps <= 1).unsqueeze(0)
+
     def _grid(self, cells: torch.Tensor) -> torch.Tensor:
         return cells.view(cells.shape[0], self.height, self.width)
 

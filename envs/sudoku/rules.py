@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet, same_group
 from hrm_rl.envs.registration import register_family
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -147,6 +147,15 @@ class SudokuRules(PuzzleRules):
     def box(self) -> tuple[int, int]:
         """``(box_rows, box_cols)``."""
         return (self.box_rows, self.box_cols)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
+    def constraint_graph(self) -> torch.Tensor:
+        """``bool[3, L, L]``: same row, same column, same box (each with itself)."""
+        n, L = self.size, self.num_positions
+        return torch.stack([same_group(self.units[k * n : (k + 1) * n], L) for k in range(3)])
 
     def generate(self, rng: np.random.Generator, n: int, **options) -> PuzzleSet:
         """``n`` generated puzzles (see :func:`hrm_rl.envs.sudoku.generator.generate`)."""

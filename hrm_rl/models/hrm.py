@@ -29,6 +29,7 @@ from tensordict import TensorDict
 from torch import nn
 
 from hrm_rl.models.layers import (
+    HeadMasks,
     LearnedPositions,
     ReasoningModule,
     RotaryEmbedding,
@@ -46,7 +47,8 @@ from hrm_rl.models.selection import TopKSelection
 H_MODULES = ("hrm", "bicross", "multicell")
 GRAD_MODES = ("one_step", "last_cycle", "full")
 MEMORY_SCOPES = ("episode", "lifelong")
-POSITION_ENCODINGS = ("rope", "learned")
+POSITION_ENCODINGS = ("rope", "rope2d", "learned")
+ATTENTIONS = ("full", "graph")
 
 
 @dataclass
@@ -64,7 +66,8 @@ class HRMConfig:
     N: int = 2  # cycles per segment
     T: int = 2  # low-level steps per cycle
     prefix_tokens: int = 1  # P zero-initialised task-embedding tokens
-    pos_encoding: str = "rope"
+    pos_encoding: str = "rope"  # rope2d: rows and columns of the board on halves of each head
+    attention: str = "full"  # graph: board positions attend along the family's constraint graph
     candidates: bool = True  # embed the legal-value mask of every position into the input
     h_module: str = "multicell"
     num_cells: int = 4  # N_c
@@ -82,6 +85,7 @@ class HRMConfig:
             ("grad", self.grad, GRAD_MODES),
             ("memory_scope", self.memory_scope, MEMORY_SCOPES),
             ("pos_encoding", self.pos_encoding, POSITION_ENCODINGS),
+            ("attention", self.attention, ATTENTIONS),
         ):
             if value not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {value!r}")
@@ -130,9 +134,19 @@ class HRMOutput:
 
 
 class HRM(nn.Module):
-    """HRM backbone with an H-module of choice, heads for moves, proposals and value."""
+    """HRM backbone with an H-module of choice, heads for moves, proposals and value.
 
-    def __init__(self, config: HRMConfig) -> None:
+    ``graph`` (``bool[R, L, L]``, :meth:`PuzzleRules.constraint_graph`) is what
+    ``attention=graph`` follows (all pairs when not given); ``grid_shape`` ``(rows, cols)`` places
+    the board for ``pos_encoding=rope2d``.
+    """
+
+    def __init__(
+        self,
+        config: HRMConfig,
+        graph: torch.Tensor | None = None,
+        grid_shape: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.config = cfg = config
         d, S = cfg.d_model, cfg.prefix_tokens + cfg.num_positions
@@ -143,13 +157,14 @@ class HRM(nn.Module):
             trunc_normal_init_(self.cand_emb.weight, std=1.0 / math.sqrt(d))
         self.task_emb = nn.Parameter(torch.zeros(cfg.prefix_tokens, d))  # P prefix tokens
         self.positions = LearnedPositions(S, d) if cfg.pos_encoding == "learned" else None
-        rope = RotaryEmbedding(d // cfg.num_heads, S) if cfg.pos_encoding == "rope" else None
+        rope = self._rope(grid_shape)
+        masks = self._head_masks(graph)
         self.L_net = ReasoningModule(
-            d, cfg.num_heads, cfg.L_layers, cfg.expansion, rope, multiple_of=cfg.multiple_of
+            d, cfg.num_heads, cfg.L_layers, cfg.expansion, rope, cfg.multiple_of, masks
         )
         if cfg.h_module == "hrm":
             self.H_update = HRMUpdate(
-                d, cfg.num_heads, cfg.H_layers, cfg.expansion, rope, cfg.multiple_of
+                d, cfg.num_heads, cfg.H_layers, cfg.expansion, rope, cfg.multiple_of, masks
             )
         else:
             multi = cfg.h_module == "multicell"
@@ -178,6 +193,31 @@ class HRM(nn.Module):
             self.f_halt = nn.Linear(d, 1)
         nn.init.zeros_(self.f_halt.weight)
         nn.init.constant_(self.f_halt.bias, -5.0)
+
+    def _rope(self, grid_shape: tuple[int, int] | None) -> RotaryEmbedding | None:
+        cfg = self.config
+        head_dim, S = cfg.d_model // cfg.num_heads, cfg.prefix_tokens + cfg.num_positions
+        if cfg.pos_encoding == "rope":
+            return RotaryEmbedding(head_dim, S)
+        if cfg.pos_encoding != "rope2d":
+            return None
+        if grid_shape is None or grid_shape[0] * grid_shape[1] != cfg.num_positions:
+            raise ValueError(
+                f"model.pos_encoding=rope2d needs the board's grid (rows, cols) with rows·cols = "
+                f"{cfg.num_positions}, got {grid_shape}; this family has no grid: use rope"
+            )
+        return RotaryEmbedding.grid(head_dim, tuple(grid_shape), cfg.prefix_tokens)
+
+    def _head_masks(self, graph: torch.Tensor | None) -> HeadMasks | None:
+        cfg = self.config
+        if cfg.attention == "full":
+            return None
+        L = cfg.num_positions
+        if graph is None:
+            graph = torch.ones(1, L, L, dtype=torch.bool)
+        if graph.dim() != 3 or tuple(graph.shape[1:]) != (L, L):
+            raise ValueError(f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}")
+        return HeadMasks(graph, cfg.num_heads, cfg.prefix_tokens)
 
     # --- carry ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ __all__ = [
     "trunc_normal_init_",
     "RMSNorm",
     "RotaryEmbedding",
+    "HeadMasks",
     "LearnedPositions",
     "SelfAttention",
     "CrossAttention",
@@ -127,26 +128,59 @@ class RMSNorm(nn.Module):
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding (RoPE) of queries and keys, rotating pairs (i, i + hd/2).
+    """Rotary position embedding (RoPE) of queries and keys.
 
-    Position p rotates pair i by the angle p · base^(-2i/hd), so the dot product of a rotated query
-    and key depends on their positions only through the offset between them.
+    Each token has a position on A axes (A = 1: its index in the sequence; A = 2: its row and
+    column on a grid). The head dimension is split into A equal parts, one per axis; in each part
+    pair i is rotated by the angle p_a · base^(-2i/part), so the dot product of a rotated query and
+    key depends on their positions only through the offset between them, axis by axis.
     """
 
-    def __init__(self, head_dim: int, max_positions: int, base: float = 10000.0) -> None:
+    def __init__(
+        self,
+        head_dim: int,
+        max_positions: int | None = None,
+        base: float = 10000.0,
+        *,
+        positions: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
-        if head_dim < 2 or head_dim % 2:
-            raise ValueError(f"RotaryEmbedding: head_dim must be even and >= 2, got {head_dim}")
-        if max_positions < 1:
-            raise ValueError(f"RotaryEmbedding: max_positions must be >= 1, got {max_positions}")
+        if (max_positions is None) == (positions is None):
+            raise ValueError("RotaryEmbedding: give either max_positions or positions")
+        if positions is None:
+            if max_positions < 1:
+                raise ValueError(
+                    f"RotaryEmbedding: max_positions must be >= 1, got {max_positions}"
+                )
+            positions = torch.arange(max_positions).unsqueeze(1)  # [P, 1]
+        axes = positions.shape[1]
+        if head_dim < 2 * axes or head_dim % (2 * axes):
+            raise ValueError(
+                f"RotaryEmbedding: head_dim must be even, and a multiple of {2 * axes} for "
+                f"{axes} axes, got {head_dim}"
+            )
         self.head_dim = head_dim
-        self.max_positions = max_positions
+        self.axes = axes
+        self.max_positions = positions.shape[0]
         self.base = base
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), inv_freq)
-        angles = torch.cat([angles, angles], dim=-1)  # [P, hd]
+        part = head_dim // axes
+        inv_freq = base ** (-torch.arange(0, part, 2, dtype=torch.float32) / part)
+        angles = [torch.outer(positions[:, a].float(), inv_freq) for a in range(axes)]
+        angles = torch.cat([torch.cat([ang, ang], dim=-1) for ang in angles], dim=-1)  # [P, hd]
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
+
+    @classmethod
+    def grid(
+        cls, head_dim: int, grid_shape: tuple[int, int], prefix: int, base: float = 10000.0
+    ) -> RotaryEmbedding:
+        """2-D RoPE for ``prefix`` tokens followed by a ``rows × cols`` grid read row by row:
+        grid position p sits at (row p // cols + 1, column p % cols + 1), prefix tokens at (0, 0)."""
+        rows, cols = grid_shape
+        cells = torch.arange(rows * cols)
+        grid = torch.stack([cells // cols + 1, cells % cols + 1], dim=1)
+        positions = torch.cat([torch.zeros(prefix, 2, dtype=torch.long), grid])  # [P+L, 2]
+        return cls(head_dim, base=base, positions=positions)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         S = q.shape[-2]  # q, k: [B, H, S, hd]
@@ -166,15 +200,47 @@ class RotaryEmbedding(nn.Module):
         sin = self.sin[:S].float()
         return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
 
-    @staticmethod
-    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x32 = x.float()  # [B, H, S, hd]
-        x1, x2 = x32.chunk(2, dim=-1)
-        rotated_half = torch.cat([-x2, x1], dim=-1)
-        return (x32 * cos + rotated_half * sin).to(x.dtype)
+        halves = x32.unflatten(-1, (self.axes, 2, -1))  # [B, H, S, A, 2, hd/2A]
+        rotated = torch.stack([-halves[..., 1, :], halves[..., 0, :]], dim=-2).flatten(-3)
+        return (x32 * cos + rotated * sin).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"head_dim={self.head_dim}, max_positions={self.max_positions}, base={self.base}"
+        return (
+            f"head_dim={self.head_dim}, axes={self.axes}, max_positions={self.max_positions}, "
+            f"base={self.base}"
+        )
+
+
+class HeadMasks(nn.Module):
+    """Which tokens each attention head may attend to: ``bool[H, S, S]`` (query, key).
+
+    Built from a constraint graph ``bool[R, L, L]`` (R kinds of relation between the L board
+    positions): with one relation every head follows it; with R > 1 head 0 follows their union
+    and heads 1..R one relation each (then round again). The P prefix tokens see and are seen by
+    every token, and every token sees itself.
+    """
+
+    def __init__(self, graph: torch.Tensor, num_heads: int, prefix: int) -> None:
+        super().__init__()
+        if graph.dim() != 3 or graph.shape[1] != graph.shape[2]:
+            raise ValueError(f"HeadMasks: graph must be bool[R, L, L], got {tuple(graph.shape)}")
+        graph = graph.bool().cpu()
+        kinds = [graph[0]] if graph.shape[0] == 1 else [graph.any(dim=0), *graph]
+        L = graph.shape[1]
+        S = prefix + L
+        masks = torch.ones(num_heads, S, S, dtype=torch.bool)
+        for h in range(num_heads):
+            masks[h, prefix:, prefix:] = kinds[h % len(kinds)] | torch.eye(L, dtype=torch.bool)
+        self.register_buffer("mask", masks, persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        return self.mask
+
+    def extra_repr(self) -> str:
+        H, S, _ = self.mask.shape
+        return f"heads={H}, tokens={S}, density={self.mask.float().mean().item():.3f}"
 
 
 class LearnedPositions(nn.Module):
@@ -200,9 +266,16 @@ class LearnedPositions(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Bidirectional multi-head self-attention softmax(QKᵀ/√hd)V with optional RoPE on Q and K."""
+    """Bidirectional multi-head self-attention softmax(QKᵀ/√hd)V with optional RoPE on Q and K,
+    and optionally restricted per head by :class:`HeadMasks` (graph attention)."""
 
-    def __init__(self, d: int, num_heads: int, rope: RotaryEmbedding | None = None) -> None:
+    def __init__(
+        self,
+        d: int,
+        num_heads: int,
+        rope: RotaryEmbedding | None = None,
+        masks: HeadMasks | None = None,
+    ) -> None:
         super().__init__()
         _check_heads(d, num_heads, "SelfAttention")
         if rope is not None and rope.head_dim != d // num_heads:
@@ -213,13 +286,19 @@ class SelfAttention(nn.Module):
         self.qkv = _linear(d, 3 * d)  # fused [W_Q; W_K; W_V]
         self.out = _linear(d, d)  # W_O
         self.rope = rope
+        if masks is not None and masks.mask.shape[0] != num_heads:
+            raise ValueError(
+                f"SelfAttention: {masks.mask.shape[0]} head masks for {num_heads} heads"
+            )
+        self.masks = masks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 × [B, S, d]
         q, k, v = (_split_heads(t, self.num_heads) for t in (q, k, v))  # [B, H, S, hd]
         if self.rope is not None:
             q, k = self.rope(q, k)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # [B, H, S, hd]
+        mask = None if self.masks is None else self.masks()  # [H, S, S]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, S, hd]
         return self.out(_merge_heads(y))  # [B, S, d]
 
 
@@ -276,9 +355,10 @@ class Block(nn.Module):
         expansion: float = 4.0,
         rope: RotaryEmbedding | None = None,
         multiple_of: int = 64,
+        masks: HeadMasks | None = None,
     ) -> None:
         super().__init__()
-        self.attn = SelfAttention(d, num_heads, rope)
+        self.attn = SelfAttention(d, num_heads, rope, masks)
         self.attn_norm = RMSNorm(d)
         self.mlp = SwiGLU(d, expansion, multiple_of)
         self.mlp_norm = RMSNorm(d)
@@ -302,12 +382,13 @@ class ReasoningModule(nn.Module):
         expansion: float = 4.0,
         rope: RotaryEmbedding | None = None,
         multiple_of: int = 64,
+        masks: HeadMasks | None = None,
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"ReasoningModule: num_layers must be >= 1, got {num_layers}")
         self.blocks = nn.ModuleList(
-            Block(d, num_heads, expansion, rope, multiple_of) for _ in range(num_layers)
+            Block(d, num_heads, expansion, rope, multiple_of, masks) for _ in range(num_layers)
         )
 
     def forward(self, hidden: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:

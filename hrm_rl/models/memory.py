@@ -39,10 +39,17 @@ class HRMUpdate(nn.Module):
     """The HRM H-module: a reasoning module fed with ``z_H + z_L``."""
 
     def __init__(
-        self, d: int, num_heads: int, num_layers: int, expansion: float, rope, multiple_of: int = 64
+        self,
+        d: int,
+        num_heads: int,
+        num_layers: int,
+        expansion: float,
+        rope,
+        multiple_of: int = 64,
+        masks=None,
     ) -> None:
         super().__init__()
-        self.H_net = ReasoningModule(d, num_heads, num_layers, expansion, rope, multiple_of)
+        self.H_net = ReasoningModule(d, num_heads, num_layers, expansion, rope, multiple_of, masks)
 
     def forward(self, z_H: torch.Tensor, z_L: torch.Tensor) -> torch.Tensor:
         return self.H_net(z_H, z_L)  # [B, S, d]

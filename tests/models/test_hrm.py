@@ -6,17 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hrm_rl.envs.sudoku.rules import SudokuRules
 from hrm_rl.models.hrm import HRM, HRMConfig
 from hrm_rl.models.memory import balance_loss, diversity_loss, selfsup_loss
 
 L, V = 16, 4  # a 4x4 Sudoku board
 
 
-def make_model(**overrides) -> HRM:
+def make_model(graph=None, grid_shape=None, **overrides) -> HRM:
     torch.manual_seed(0)
     options = dict(num_positions=L, num_values=V, d_model=32, num_heads=2, N=3, T=2)
     options.update(overrides)
-    return HRM(HRMConfig(**options))
+    return HRM(HRMConfig(**options), graph=graph, grid_shape=grid_shape)
 
 
 def inputs(batch: int = 5, seed: int = 0):
@@ -252,6 +253,53 @@ def test_bad_config_is_refused():
         HRMConfig(num_positions=L, num_values=V, grad="two_step")
     with pytest.raises(ValueError, match="top_k"):
         HRMConfig(num_positions=L, num_values=V, num_cells=3, top_k=3, always_active_first=True)
+    with pytest.raises(ValueError, match="attention"):
+        HRMConfig(num_positions=L, num_values=V, attention="sparse")
+    with pytest.raises(ValueError, match="grid"):
+        make_model(pos_encoding="rope2d")  # a family without a grid
+    with pytest.raises(ValueError, match="grid"):
+        make_model(pos_encoding="rope2d", grid_shape=(3, 5))  # 15 positions, not 16
+    with pytest.raises(ValueError, match="constraint graph"):
+        make_model(attention="graph", graph=torch.ones(1, 9, 9, dtype=torch.bool))
+
+
+# --- graph attention and 2-D positions ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("h_module", ["hrm", "multicell"])
+def test_graph_attention_without_a_graph_is_full_attention(h_module):
+    tokens, candidates = inputs()
+    outputs = []
+    for attention in ("full", "graph"):
+        model = make_model(h_module=h_module, attention=attention)
+        out = model(tokens, model.initial_carry(5), candidates, deterministic=True)
+        outputs.append(out.move_logits)
+    assert torch.allclose(*outputs, atol=1e-6)
+
+
+@pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
+@pytest.mark.parametrize("h_module", ["hrm", "bicross", "multicell"])
+def test_sudoku_graph_and_rope2d_change_the_function_and_train(grad, h_module):
+    rules = SudokuRules(2, 2)
+    tokens, candidates = inputs()
+    full = make_model(h_module=h_module, grad=grad)
+    model = make_model(
+        h_module=h_module,
+        grad=grad,
+        attention="graph",
+        pos_encoding="rope2d",
+        graph=rules.constraint_graph(),
+        grid_shape=rules.grid_shape,
+    )
+    assert model.L_net.blocks[0].attn.masks is not None
+    carry = model.initial_carry(5)
+    out = model(tokens, carry, candidates, deterministic=True)
+    reference = full(tokens, carry, candidates, deterministic=True)
+    assert not torch.allclose(out.move_logits, reference.move_logits, atol=1e-4)
+    (out.move_logits.logsumexp(dim=1) + out.value + out.selection_log_prob).sum().backward()
+    grads = [p.grad for p in model.L_net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
 
 
 def test_num_parameters_counts_memory_cells_and_embeddings():

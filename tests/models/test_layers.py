@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hrm_rl.models.layers import (
     Block,
     CrossAttention,
+    HeadMasks,
     LearnedPositions,
     ReasoningModule,
     RMSNorm,
@@ -122,6 +123,61 @@ def test_rope_dot_product_depends_only_on_relative_offset():
     for m, n, shift in [(0, 3, 5), (7, 2, 10), (4, 4, 19)]:
         assert torch.allclose(dots[m, n], dots[m + shift, n + shift], atol=1e-4)
     assert not torch.allclose(dots[0, 1], dots[0, 5], atol=1e-3)  # yet offsets do matter
+
+
+def test_rope2d_dot_product_depends_only_on_row_and_column_offsets():
+    rows, cols, hd = 5, 7, 16
+    rope = RotaryEmbedding.grid(hd, (rows, cols), prefix=1)
+    S = 1 + rows * cols
+    q = torch.randn(hd).expand(1, 1, S, hd)
+    k = torch.randn(hd).expand(1, 1, S, hd)
+    rq, rk = rope(q, k)
+    dots = (rq @ rk.transpose(-2, -1))[0, 0]  # [S, S]
+
+    def at(r: int, c: int) -> int:
+        return 1 + r * cols + c
+
+    # the same (row, column) offset gives the same score anywhere on the grid
+    assert torch.allclose(dots[at(0, 0), at(1, 2)], dots[at(3, 4), at(4, 6)], atol=1e-4)
+    assert torch.allclose(dots[at(2, 6), at(2, 1)], dots[at(4, 5), at(4, 0)], atol=1e-4)
+    # positions next to each other in reading order but on different rows are not "offset 1"
+    assert not torch.allclose(dots[at(0, 6), at(1, 0)], dots[at(0, 0), at(0, 1)], atol=1e-3)
+    assert torch.allclose(rq[0, 0, 0], q[0, 0, 0])  # the prefix token sits at (0, 0): unrotated
+
+
+def test_rope2d_needs_head_dim_divisible_by_four():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        RotaryEmbedding.grid(6, (3, 3), prefix=0)
+
+
+def test_head_masks_give_union_then_one_relation_per_head_and_open_prefix():
+    L = 4
+    first = torch.zeros(L, L, dtype=torch.bool)
+    first[0, 1] = first[1, 0] = True
+    second = torch.zeros(L, L, dtype=torch.bool)
+    second[2, 3] = second[3, 2] = True
+    mask = HeadMasks(torch.stack([first, second]), num_heads=4, prefix=1).mask  # [4, 5, 5]
+    eye = torch.eye(L, dtype=torch.bool)
+    assert torch.equal(mask[0, 1:, 1:], first | second | eye)
+    assert torch.equal(mask[1, 1:, 1:], first | eye)
+    assert torch.equal(mask[2, 1:, 1:], second | eye)
+    assert torch.equal(mask[3, 1:, 1:], first | second | eye)  # round again: the union
+    assert mask[:, 0].all() and mask[:, :, 0].all()  # the prefix token sees and is seen by all
+
+
+def test_graph_attention_only_mixes_related_positions():
+    d, H, L = 16, 2, 6
+    graph = torch.zeros(1, L, L, dtype=torch.bool)
+    graph[0, 0, 1] = graph[0, 1, 0] = True  # 0 and 1 are related; nothing else is
+    attn = SelfAttention(d, H, RotaryEmbedding(d // H, L), HeadMasks(graph, H, prefix=0))
+    x = torch.randn(1, L, d)
+    unrelated, related = x.clone(), x.clone()
+    unrelated[0, 4] += 1.0
+    related[0, 1] += 1.0
+    assert torch.allclose(attn(x)[0, 0], attn(unrelated)[0, 0], atol=1e-6)
+    assert not torch.allclose(attn(x)[0, 0], attn(related)[0, 0], atol=1e-4)
+    with pytest.raises(ValueError, match="head masks"):
+        SelfAttention(d, 4, None, HeadMasks(graph, H, prefix=0))
 
 
 def test_rope_rejects_odd_head_dim_and_too_long_sequences():

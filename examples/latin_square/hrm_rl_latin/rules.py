@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn.functional import one_hot
 
-from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet, same_group
 from hrm_rl.envs.registration import register_family
 from hrm_rl_latin import squares
 
@@ -36,6 +36,15 @@ class LatinRules(PuzzleRules):
         n = self.size
         values = one_hot(boards.long(), n + 1)[..., 1:].view(-1, n, n, n)  # [B, row, col, V]
         return values.sum(dim=2), values.sum(dim=1)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
+    def constraint_graph(self) -> torch.Tensor:
+        """``bool[2, L, L]``: same row, same column (each with itself)."""
+        grid = torch.arange(self.num_positions).view(self.size, self.size)
+        return torch.stack([same_group(lines, self.num_positions) for lines in (grid, grid.t())])
 
     def legal_mask(self, boards: torch.Tensor) -> torch.Tensor:
         """``bool[B, L, V]``: blank cells and the values neither their row nor column holds."""
