@@ -1,5 +1,5 @@
 """Command line of the benchmarks:
-``python -m hrm_rl.bench {env,model,compare,ranks,ppo} [--out PATH]``."""
+``python -m hrm_rl.bench {env,model,compare,ranks,ppo,singles} [--out PATH]``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hrm_rl.bench import env as env_bench
 from hrm_rl.bench import model as model_bench
 from hrm_rl.bench import ppo as ppo_bench
 from hrm_rl.bench import ranks as ranks_bench
+from hrm_rl.bench import singles as singles_bench
 
 
 def machine() -> dict:
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> dict:
         "ppo", help="PPO training frames/s by update variant (replay mode, epochs, minibatch)"
     )
     ppo_bench.add_arguments(ppo_parser)
+    singles_parser = sub.add_parser(
+        "singles", help="supervised probe: can a model variant learn hidden singles (9x9)?"
+    )
+    singles_bench.add_arguments(singles_parser)
     for p in sub.choices.values():
         p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.what == "ppo":
         results.update(ppo_bench.run(args))
         print(ppo_bench.table(results))
+    elif args.what == "singles":
+        results.update(singles_bench.run(args))
+        print(singles_bench.table(results))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
