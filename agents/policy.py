@@ -150,10 +150,14 @@ class HRMPolicy(TensorDictModuleBase):
         return MaskedCategorical(logits=out.move_logits.float(), mask=mask)
 
     def max_cells_entropy(self) -> float:
-        """The selection's largest entropy, N · log(N_c! / (N_c − k)!): uniform ordered tuples."""
+        """The selection's largest entropy over a segment's N cycles: N · log C(N_c, k) for the
+        set law, N · log(N_c! / (N_c − k)!) for ordered tuples (uniform scores)."""
         cfg = self.model.config
+        if not self.with_cells:
+            return 0.0
         choosable = cfg.num_cells - int(cfg.always_active_first)
-        return cfg.N * math.log(math.perm(choosable, cfg.top_k)) if self.with_cells else 0.0
+        count = math.comb if cfg.selection_law == "set" else math.perm
+        return cfg.N * math.log(count(choosable, cfg.top_k))
 
     def uses_bf16(self, board: torch.Tensor) -> bool:
         """``auto``: bf16 autocast on CUDA only; ``bf16``: on any device; ``fp32``: never."""

@@ -42,7 +42,7 @@ from hrm_rl.models.memory import (
     diversity_loss,
     selfsup_loss,
 )
-from hrm_rl.models.selection import TopKSelection
+from hrm_rl.models.selection import LAWS, TopKSelection
 
 H_MODULES = ("hrm", "bicross", "multicell")
 GRAD_MODES = ("one_step", "last_cycle", "full")
@@ -73,6 +73,7 @@ class HRMConfig:
     num_cells: int = 4  # N_c
     cell_tokens: int = 8  # C content tokens per cell (a CLS token is added in multicell)
     top_k: int = 2  # k cells activated per cycle
+    selection_law: str = "ordered"  # the choice's law: ordered tuple, or set (order ignored)
     relevance_projections: int = 2  # R
     always_active_first: bool = False  # cell 1 always read and written, k more are chosen
     memory_scope: str = "episode"
@@ -86,6 +87,7 @@ class HRMConfig:
             ("memory_scope", self.memory_scope, MEMORY_SCOPES),
             ("pos_encoding", self.pos_encoding, POSITION_ENCODINGS),
             ("attention", self.attention, ATTENTIONS),
+            ("selection_law", self.selection_law, LAWS),
         ):
             if value not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {value!r}")
@@ -116,7 +118,7 @@ class HRMOutput:
     halt_logit: torch.Tensor  # [B]: "the current proposal is right, stop" (supervised ACT)
     carry: TensorDict  # detached, for the next segment
     selections: torch.Tensor | None  # int64 [B, N, k], the cells chosen in each cycle
-    selection_log_probs: torch.Tensor  # [B, N]: log PL(A_n | s_n) per cycle ([B, 0] without)
+    selection_log_probs: torch.Tensor  # [B, N]: log π(A_n | s_n) per cycle ([B, 0] without)
     selection_entropy: torch.Tensor  # [B]: Σ_n H(π(· | s_n)) (see TopKSelection.entropy)
     selection_scores: torch.Tensor | None  # [B, N, N_choosable]: the policy's scores per cycle
     selection_probs: torch.Tensor | None  # [B, N, N_c]: softmax of the cell scores per cycle
@@ -129,7 +131,7 @@ class HRMOutput:
 
     @property
     def selection_log_prob(self) -> torch.Tensor:
-        """``[B]``: Σ_n log PL(A_n | s_n), the selections' part of the joint log-probability."""
+        """``[B]``: Σ_n log π(A_n | s_n), the selections' part of the joint log-probability."""
         return self.selection_log_probs.sum(dim=1)
 
 
@@ -435,10 +437,10 @@ class HRM(nn.Module):
         scores = torch.stack(trace.scores, dim=1).float()  # [B, N, N_c]
         chosen = torch.stack(trace.choice, dim=1)  # [B, N, k]
         choosable = self._choosable(scores)
-        law = TopKSelection(choosable, cfg.top_k)
+        law = TopKSelection(choosable, cfg.top_k, law=cfg.selection_law)
         probs = torch.softmax(scores, dim=-1)  # [B, N, N_c]
         out.selections = chosen
-        out.selection_log_probs = law.log_prob(chosen)  # [B, N]: log PL(A_n | s_n)
+        out.selection_log_probs = law.log_prob(chosen)  # [B, N]: log π(A_n | s_n)
         out.selection_entropy = law.entropy().sum(dim=1)
         out.selection_scores = choosable
         out.selection_probs = probs

@@ -1,10 +1,19 @@
-"""The memory-cell policy π_θ(A | ĥ, CLS): an ordered k-subset of N cells.
+"""The memory-cell policy π_θ(A | ĥ, CLS): k of N cells, as an ordered tuple or as a set.
 
 A selection is drawn by Gumbel-top-k: perturb every score with independent Gumbel(0, 1) noise
 and keep the k largest, in decreasing order. The law of that ordered tuple is sequential sampling
 without replacement, whose exact log-probability is Plackett-Luce::
 
     log P(i_1, ..., i_k) = Σ_j [ s_{i_j} − logsumexp_{m ∉ {i_1, ..., i_{j−1}}} s_m ]
+
+The model only uses *which* cells were chosen, not their order, so the law of the choice is the
+law of the set (``law="set"``): the Plackett-Luce probability summed over the k! orders of A,
+
+    log P(A) = logsumexp_{π ∈ orders(A)} log P(π_1, ..., π_k)
+
+which is exact and cheap for the k ≤ 4 the model uses. ``law="ordered"`` keeps the tuple's
+law, whose log-probability also carries the (meaningless) draw order: up to log k! nats of noise
+per draw in a policy-gradient ratio.
 
 A score of ``-inf`` marks a cell that may not be chosen. Masked scores are replaced by a large
 negative finite number wherever a softmax needs them, and log-probabilities are floored at
@@ -14,6 +23,7 @@ a gradient.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -23,6 +33,7 @@ from torch.distributions import Distribution
 EXACT_ENTROPY_MAX_TUPLES = 4096  # entropy() enumerates ordered tuples up to this many
 INCLUSION_MAX_TUPLES = 65536  # inclusion_probabilities() refuses more ordered tuples
 LOG_PROB_FLOOR = -1000.0  # exp(-1000) is 0 in every float dtype, so flooring changes no value
+LAWS = ("ordered", "set")
 
 
 def num_ordered_tuples(num_cells: int, k: int) -> int:
@@ -67,6 +78,36 @@ def plackett_luce_log_prob(scores: torch.Tensor, value: torch.Tensor) -> torch.T
     repeated = before.gather(-1, value.unsqueeze(-1)).squeeze(-1)  # [..., k]
     valid = ~(masked | repeated).any(dim=-1)
     return log_prob.masked_fill(~valid, float("-inf"))
+
+
+def _orders(k: int, device: torch.device) -> torch.Tensor:
+    """int64 ``[k!, k]``: every order of k slots."""
+    return torch.tensor(list(itertools.permutations(range(k))), device=device).view(-1, k)
+
+
+def set_log_prob(scores: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Exact log-probability of the *set* of cells in ``value`` ``[..., k]`` (any order):
+    the Plackett-Luce probability summed over its k! orders. ``[...]``; ``-inf`` (with zero,
+    finite gradient) for a set holding a masked or a repeated cell."""
+    value = value.long()
+    k = value.shape[-1]
+    orders = value[..., _orders(k, value.device)]  # [..., k!, k]
+    log_probs = plackett_luce_log_prob(scores.unsqueeze(-2), orders)  # [..., k!]
+    valid = (log_probs > float("-inf")).all(dim=-1)  # every order of a valid set is valid
+    safe = log_probs.masked_fill(~valid.unsqueeze(-1), 0.0).logsumexp(dim=-1)
+    return safe.masked_fill(~valid, float("-inf"))
+
+
+def exact_set_entropy(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Exact entropy of the chosen set, ``[...]``, from all C(N, k) sets' probabilities (each
+    summed over its k! orders: N! / (N − k)! Plackett-Luce terms in one batched call)."""
+    finite = _masked_to_finite(scores)
+    num_cells = finite.shape[-1]
+    sets = torch.tensor(list(itertools.combinations(range(num_cells), k)), device=finite.device)
+    orders = sets[:, _orders(k, finite.device)]  # [C, k!, k]
+    log_probs = plackett_luce_log_prob(finite[..., None, None, :], orders)  # [..., C, k!]
+    set_log_probs = log_probs.logsumexp(dim=-1).clamp(min=LOG_PROB_FLOOR)  # [..., C]
+    return _categorical_entropy(set_log_probs)
 
 
 def _prefix_tree(scores: torch.Tensor, k: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -156,7 +197,7 @@ def _check_k(k: int, num_cells: int) -> None:
 
 
 class TopKSelection(Distribution):
-    """Ordered k-subsets of N cells: Gumbel-top-k samples, Plackett-Luce log-probabilities.
+    """k of N cells: Gumbel-top-k samples, Plackett-Luce log-probabilities of the tuple or set.
 
     ``scores`` ``[..., N]`` are unnormalised log-weights; ``-inf`` marks a cell that may not be
     chosen. ``batch_shape = scores.shape[:-1]``, ``event_shape = (k,)``; a sample is an int64
@@ -164,10 +205,15 @@ class TopKSelection(Distribution):
 
     - ``sample`` draws by Gumbel-top-k (with ``generator`` if given); rows need at least k
       finite scores.
-    - ``log_prob`` is the exact ordered Plackett-Luce log-probability
-      (:func:`plackett_luce_log_prob`). Forcing given selections, e.g. replaying stored ones
-      under new parameters, is just ``log_prob(stored)``.
-    - ``entropy`` is exact when N! / (N − k)! <= ``EXACT_ENTROPY_MAX_TUPLES`` (4096; N = 16,
+    - ``log_prob`` is, with ``law="ordered"`` (default), the exact ordered Plackett-Luce
+      log-probability (:func:`plackett_luce_log_prob`); with ``law="set"`` the exact
+      log-probability of the set of cells, whatever their order (:func:`set_log_prob`).
+      Forcing given selections, e.g. replaying stored ones under new parameters, is just
+      ``log_prob(stored)``.
+    - ``entropy`` under ``law="set"`` is exact (:func:`exact_set_entropy`) up to the same
+      ``EXACT_ENTROPY_MAX_TUPLES`` terms; above that it is the ordered estimate below minus
+      log k! (floored at 0): a rough estimate, exact only when every order is equally likely.
+      Under ``law="ordered"`` it is exact when N! / (N − k)! <= ``EXACT_ENTROPY_MAX_TUPLES`` (4096; N = 16,
       k = 3 gives 3360), computed by the chain rule over all ordered prefixes
       (:func:`exact_entropy`). Above that it is the deterministic chain-rule estimate along the
       top-k path, Σ_j H(softmax over the cells not yet chosen at step j)
@@ -191,8 +237,11 @@ class TopKSelection(Distribution):
         k: int,
         *,
         generator: torch.Generator | None = None,
+        law: str = "ordered",
         validate_args: bool | None = False,
     ) -> None:
+        if law not in LAWS:
+            raise ValueError(f"TopKSelection: law must be one of {LAWS}, got {law!r}")
         if scores.dim() < 1 or not scores.is_floating_point():
             raise ValueError(
                 "TopKSelection: scores must be a float tensor [..., N], "
@@ -202,6 +251,7 @@ class TopKSelection(Distribution):
         self.scores = scores  # [..., N]
         self.k = k
         self.generator = generator
+        self.law = law
         super().__init__(scores.shape[:-1], torch.Size((k,)), validate_args=validate_args)
 
     @property
@@ -216,6 +266,7 @@ class TopKSelection(Distribution):
         new.scores = self.scores.expand(*batch_shape, self.num_cells)
         new.k = self.k
         new.generator = self.generator
+        new.law = self.law
         super(TopKSelection, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -239,9 +290,12 @@ class TopKSelection(Distribution):
             return perturbed.topk(self.k, dim=-1).indices
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Exact ordered Plackett-Luce log-probability of ``value`` ``[..., k]`` -> ``[...]``."""
+        """Exact log-probability of ``value`` ``[..., k]`` -> ``[...]``: of the ordered tuple, or
+        of its set of cells under ``law="set"``."""
         if self._validate_args:
             self._check_value(value)
+        if self.law == "set":
+            return set_log_prob(self.scores, value)
         return plackett_luce_log_prob(self.scores, value)
 
     def _check_value(self, value: torch.Tensor) -> None:
@@ -258,10 +312,22 @@ class TopKSelection(Distribution):
             )
 
     def entropy(self) -> torch.Tensor:
-        """Entropy of the ordered tuple, ``[*batch]``: exact for small N, k (see class docs)."""
-        if num_ordered_tuples(self.num_cells, self.k) <= EXACT_ENTROPY_MAX_TUPLES:
+        """Entropy of the tuple or set, ``[*batch]``: exact for small N, k (see class docs)."""
+        exact = num_ordered_tuples(self.num_cells, self.k) <= EXACT_ENTROPY_MAX_TUPLES
+        if self.law == "set":
+            if exact:
+                return exact_set_entropy(self.scores, self.k)
+            estimate = greedy_path_entropy(self.scores, self.k) - math.lgamma(self.k + 1)
+            return estimate.clamp(min=0.0)
+        if exact:
             return exact_entropy(self.scores, self.k)
         return greedy_path_entropy(self.scores, self.k)
+
+    def max_entropy(self) -> float:
+        """The entropy of uniform scores: log C(N, k) for sets, log N!/(N − k)! for tuples."""
+        if self.law == "set":
+            return math.log(math.comb(self.num_cells, self.k))
+        return math.log(num_ordered_tuples(self.num_cells, self.k))
 
     @property
     def deterministic_sample(self) -> torch.Tensor:
@@ -275,4 +341,6 @@ class TopKSelection(Distribution):
 
     def __repr__(self) -> str:
         batch = tuple(self.batch_shape)
-        return f"TopKSelection(batch_shape={batch}, N={self.num_cells}, k={self.k})"
+        return (
+            f"TopKSelection(batch_shape={batch}, N={self.num_cells}, k={self.k}, law={self.law})"
+        )

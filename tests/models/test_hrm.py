@@ -3,6 +3,8 @@ stored selections, the carry, auxiliary losses, parameter counting."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -84,14 +86,17 @@ def test_first_cycle_selection_trains_relevance_and_initial_cls(grad):
 
 
 @pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
-@pytest.mark.parametrize("always_active_first", [False, True])
-def test_replay_with_forced_selections_reproduces_the_step(grad, always_active_first):
+@pytest.mark.parametrize(
+    "always_active_first, law", [(False, "ordered"), (True, "ordered"), (False, "set")]
+)
+def test_replay_with_forced_selections_reproduces_the_step(grad, always_active_first, law):
     model = make_model(
         h_module="multicell",
         grad=grad,
         num_cells=5,
         top_k=2,
         always_active_first=always_active_first,
+        selection_law=law,
     )
     tokens, candidates = inputs()
     carry = model(tokens, model.initial_carry(5), candidates).carry  # a mid-episode carry
@@ -234,6 +239,24 @@ def test_candidates_input_changes_the_output_and_can_be_turned_off():
     assert plain(tokens, plain.initial_carry(5)).move_logits.shape == (5, L * V)
 
 
+def test_the_set_law_scores_a_choice_whatever_its_order():
+    tokens, candidates = inputs()
+    model = make_model(h_module="multicell", num_cells=4, top_k=2, selection_law="set")
+    carry = model.initial_carry(5)
+    with torch.no_grad():
+        acted = model(tokens, carry, candidates, generator=torch.Generator().manual_seed(0))
+        flipped = model(tokens, carry, candidates, selections=acted.selections.flip(-1))
+        ordered = make_model(h_module="multicell", num_cells=4, top_k=2)
+        as_tuple = ordered(tokens, carry, candidates, selections=acted.selections)
+        other_order = ordered(tokens, carry, candidates, selections=acted.selections.flip(-1))
+    torch.testing.assert_close(flipped.selection_log_prob, acted.selection_log_prob)
+    torch.testing.assert_close(flipped.move_logits, acted.move_logits)  # order is not read
+    # per cycle, the set's probability is the sum of its two orders' probabilities
+    both = torch.logaddexp(as_tuple.selection_log_probs, other_order.selection_log_probs)
+    torch.testing.assert_close(acted.selection_log_probs, both)
+    assert acted.selection_entropy.max() <= 3 * math.log(math.comb(4, 2)) + 1e-5
+
+
 def test_output_shapes():
     model = make_model(h_module="multicell", num_cells=4, top_k=2)
     out = model(*_tok_carry(model))
@@ -255,6 +278,8 @@ def test_bad_config_is_refused():
         HRMConfig(num_positions=L, num_values=V, num_cells=3, top_k=3, always_active_first=True)
     with pytest.raises(ValueError, match="attention"):
         HRMConfig(num_positions=L, num_values=V, attention="sparse")
+    with pytest.raises(ValueError, match="selection_law"):
+        HRMConfig(num_positions=L, num_values=V, selection_law="bag")
     with pytest.raises(ValueError, match="grid"):
         make_model(pos_encoding="rope2d")  # a family without a grid
     with pytest.raises(ValueError, match="grid"):

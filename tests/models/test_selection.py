@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 
 import pytest
@@ -314,3 +315,78 @@ def test_torchrl_probabilistic_actor(exploration: ExplorationType) -> None:
     assert torch.allclose(actor.get_dist(out).log_prob(out["cells"]), recomputed)
     if exploration is ExplorationType.DETERMINISTIC:
         assert torch.equal(out["cells"], out["scores"].topk(2, dim=-1).indices)
+
+
+# --- the law of the set (the model reads which cells, not their order) ------------------------
+
+
+def all_sets(num_cells: int, k: int) -> torch.Tensor:
+    """int64 [C(N, k), k]: every set of k distinct cells (ascending)."""
+    return torch.tensor(list(itertools.combinations(range(num_cells), k)), dtype=torch.long)
+
+
+@pytest.mark.parametrize("num_cells,k", [(4, 1), (4, 2), (5, 3), (6, 4)])
+def test_set_probabilities_sum_to_one_and_ignore_order(num_cells: int, k: int) -> None:
+    scores = random_scores(num_cells + k, 3, num_cells)  # [3, N]
+    law = TopKSelection(scores, k, law="set")
+    sets = all_sets(num_cells, k).unsqueeze(1)  # [C, 1, k]
+    probs = law.log_prob(sets).exp()  # [C, 3]
+    assert torch.allclose(probs.sum(dim=0), torch.ones(3), atol=1e-5)
+    reversed_order = law.log_prob(sets.flip(-1)).exp()
+    assert torch.allclose(probs, reversed_order, atol=1e-6)
+    # the set's probability is its orders' ordered probabilities summed
+    ordered = TopKSelection(scores, k)
+    orders = torch.tensor(list(itertools.permutations(range(k))))
+    by_hand = ordered.log_prob(sets[..., orders].squeeze(1).unsqueeze(2)).exp().sum(dim=1)
+    assert torch.allclose(probs, by_hand, atol=1e-6)
+
+
+def test_set_probabilities_sum_to_one_with_a_masked_cell() -> None:
+    scores = torch.tensor([0.3, NEG_INF, -1.0, 2.0, 0.5])
+    law = TopKSelection(scores, 2, law="set")
+    log_probs = law.log_prob(all_sets(5, 2))
+    assert torch.allclose(log_probs.exp().sum(), torch.tensor(1.0), atol=1e-6)
+    assert (log_probs[(all_sets(5, 2) == 1).any(dim=1)] == NEG_INF).all()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_gumbel_top_k_samples_follow_the_set_law(k: int) -> None:
+    scores = random_scores(20 + k, 6)
+    generator = torch.Generator().manual_seed(99)
+    samples = TopKSelection(scores, k, generator=generator).sample((20_000,))
+    counts = Counter(tuple(sorted(s)) for s in samples.tolist())
+    sets = all_sets(6, k)
+    probs = TopKSelection(scores, k, law="set").log_prob(sets).exp()
+    empirical = torch.tensor([counts[tuple(s)] / 20_000 for s in sets.tolist()])
+    assert 0.5 * (empirical - probs).abs().sum().item() < 0.03
+
+
+@pytest.mark.parametrize("num_cells,k", [(4, 2), (5, 3), (7, 4)])
+def test_set_entropy_equals_enumeration_and_is_log_comb_when_uniform(num_cells: int, k: int):
+    scores = random_scores(3 * num_cells, num_cells)
+    law = TopKSelection(scores, k, law="set")
+    log_p = law.log_prob(all_sets(num_cells, k))
+    assert torch.allclose(law.entropy(), -(log_p.exp() * log_p).sum(), atol=1e-5)
+    # the set's entropy is the tuple's minus what the order adds, at most log k!
+    ordered = TopKSelection(scores, k).entropy()
+    assert ordered - math.log(math.factorial(k)) - 1e-5 <= law.entropy() <= ordered + 1e-5
+    uniform = TopKSelection(torch.zeros(num_cells), k, law="set")
+    assert uniform.entropy().item() == pytest.approx(math.log(math.comb(num_cells, k)), abs=1e-5)
+    assert uniform.max_entropy() == pytest.approx(math.log(math.comb(num_cells, k)))
+
+
+@pytest.mark.parametrize("num_cells,k", [(5, 2), (20, 4)])
+def test_set_law_entropy_log_prob_and_gradients_finite_with_masks_and_huge_scores(num_cells, k):
+    scores = random_scores(7, 4, num_cells) * 1e4
+    scores[:, 0] = NEG_INF
+    scores.requires_grad_(True)
+    law = TopKSelection(scores, k, law="set")
+    sample = law.sample()
+    (law.entropy().sum() + law.log_prob(sample).sum()).backward()
+    assert torch.isfinite(law.entropy()).all() and torch.isfinite(law.log_prob(sample)).all()
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_unknown_law_is_refused() -> None:
+    with pytest.raises(ValueError, match="law"):
+        TopKSelection(torch.zeros(4), 2, law="bag")
