@@ -3,9 +3,10 @@
 The joint action of one step is ``{action, cells}``: the move (a ``MaskedCategorical`` over the
 L·V placements) and the cells chosen in each of the N cycles (``[N, k]``). Its log-probability is
 
-    log π(action, cells | s) = log π(move | s) + Σ_n log PL(A_n | s_n)          (joint_log_prob)
+    log π(action, cells | s) = log π(move | s) + Σ_n log π(A_n | s_n)          (joint_log_prob)
 
-so PPO clips the ratio of the whole reasoning step. The cells of cycle n are drawn *inside* the
+so PPO clips the ratio of the whole reasoning step (or, with ``agent.selection.clip``, the move's
+and the cells' ratios each on its own; acting also stores the cells' part as ``log_prob_cells``). The cells of cycle n are drawn *inside* the
 backbone, because cycle n's scores depend on what the cells chosen in earlier cycles wrote.
 
 Acting (:class:`HRMPolicy` as a TensorDict module, e.g. in a ``Collector``) draws the move and the
@@ -43,7 +44,7 @@ _MODEL_KEY = {"z_H": "z_H", "z_L": "z_L", "memory": "cells"}  # tensordict key -
 
 
 def joint_log_prob(move: MaskedCategorical, action: torch.Tensor, out: HRMOutput) -> torch.Tensor:
-    """``log π(move) + Σ_n log PL(A_n | s_n)``, ``[B]``: the log-probability PPO's ratio uses."""
+    """``log π(move) + Σ_n log π(A_n | s_n)``, ``[B]``: the log-probability PPO's ratio uses."""
     return move.log_prob(action) + out.selection_log_prob
 
 
@@ -68,7 +69,7 @@ class HRMPolicy(TensorDictModuleBase):
         self.with_cells = model.config.selections_per_cycle > 0
         self.carry_keys = list(CARRY_KEYS if model.has_memory else CARRY_KEYS[:2])
         self.in_keys = ["board", "action_mask", "is_init", *self.carry_keys]
-        cells = ["cells"] if self.with_cells else []
+        cells = ["cells", "log_prob_cells"] if self.with_cells else []
         self.out_keys = ["action", "log_prob", "value_pred", *cells]
         self.out_keys += [("next", key) for key in self.carry_keys]
 
@@ -84,6 +85,7 @@ class HRMPolicy(TensorDictModuleBase):
         tensordict.set("value_pred", out.value.detach().float().unsqueeze(-1))
         if self.with_cells:
             tensordict.set("cells", out.selections)
+            tensordict.set("log_prob_cells", out.selection_log_prob.detach().float())
         for key in self.carry_keys:
             tensordict.set(("next", key), out.carry[_MODEL_KEY[key]].float())
         if self.keep_resume:
@@ -95,9 +97,10 @@ class HRMPolicy(TensorDictModuleBase):
     def replay(self, batch: TensorDictBase, resume: bool = True) -> TensorDict:
         """Recompute a batch of stored steps with their cells forced, with gradient.
 
-        Returns ``log_prob`` (:func:`joint_log_prob` of the stored action), ``value``, the
-        entropies ``entropy_move`` and ``entropy_cells`` (Σ over cycles), and the memory's
-        auxiliary losses under ``aux`` (each batch-wide loss repeated on every row), all ``[B]``.
+        Returns ``log_prob`` (:func:`joint_log_prob` of the stored action), its cells' part
+        ``log_prob_cells`` (Σ_n log π(A_n | s_n), 0 without cells), ``value``, the entropies
+        ``entropy_move`` and ``entropy_cells`` (Σ over cycles), and the memory's auxiliary
+        losses under ``aux`` (each batch-wide loss repeated on every row), all ``[B]``.
         """
         if resume and "resume" not in batch.keys():
             raise KeyError("replay from the resume state needs 'resume' (keep_resume=True)")
@@ -111,6 +114,7 @@ class HRMPolicy(TensorDictModuleBase):
         terms = TensorDict(
             {
                 "log_prob": joint_log_prob(move, batch["action"], out),
+                "log_prob_cells": out.selection_log_prob.float(),
                 "value": out.value.float(),
                 "entropy_move": move.entropy(),
                 "entropy_cells": out.selection_entropy.float(),

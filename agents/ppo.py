@@ -61,8 +61,19 @@ class PPOConfig:
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
     replay: str = "resume"  # resume: replay only what carries gradient; recompute: whole segment
+    # the cell-selection policy's own trust region and step size (see PPOAgent.loss)
+    selection: dict = field(default_factory=lambda: {"clip": None, "lr_scale": 1.0})
 
     def __post_init__(self) -> None:
+        unknown = set(self.selection) - {"clip", "lr_scale"}
+        if unknown:
+            raise ValueError(f"agent.selection has unknown keys {sorted(unknown)}: clip, lr_scale")
+        self.selection = {"clip": None, "lr_scale": 1.0, **self.selection}
+        clip, scale = self.selection["clip"], self.selection["lr_scale"]
+        if clip is not None and not clip > 0:
+            raise ValueError(f"agent.selection.clip must be null or > 0, got {clip}")
+        if not scale > 0:
+            raise ValueError(f"agent.selection.lr_scale must be > 0, got {scale}")
         if self.replay not in REPLAY_MODES:
             raise ValueError(f"agent.replay must be one of {REPLAY_MODES}, got {self.replay!r}")
         if self.epochs < 1 or self.minibatch_size < 1:
@@ -93,7 +104,7 @@ class PPOAgent(nn.Module):
             deactivate_vmap=True,
         )
         self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+            parameter_groups(model, config), betas=config.betas, weight_decay=config.weight_decay
         )
         self.time_progress = 0.0  # share of the run's time budget used (see update)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
@@ -169,13 +180,23 @@ class PPOAgent(nn.Module):
         advantage = batch["advantage"].view(-1)
         if cfg.normalize_advantage and advantage.numel() > 1:
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-        clipped = ratio.clamp(1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
-        loss_objective = -torch.min(ratio * advantage, clipped * advantage).mean()
+        stats = {}
+        selection_clip = cfg.selection["clip"]
+        if selection_clip is None or not self.actor.with_cells:  # one ratio for the whole step
+            loss_objective = clipped_surrogate(log_ratio, advantage, cfg.clip_epsilon)
+        else:  # the move's and the cells' ratios, each clipped on its own
+            cells_log_ratio = terms["log_prob_cells"] - batch["log_prob_cells"]
+            move_log_ratio = log_ratio - cells_log_ratio
+            loss_objective = clipped_surrogate(
+                move_log_ratio, advantage, cfg.clip_epsilon
+            ) + clipped_surrogate(cells_log_ratio, advantage, selection_clip)
+            with torch.no_grad():
+                stats["clip_fraction_move"] = clip_fraction(move_log_ratio, cfg.clip_epsilon)
+                stats["clip_fraction_cells"] = clip_fraction(cells_log_ratio, selection_clip)
         loss_critic = (terms["value"] - batch["value_target"].view(-1)).pow(2).mean()
         entropy_move, entropy_cells = terms["entropy_move"].mean(), terms["entropy_cells"].mean()
         loss_entropy = -(cfg.entropy_move * entropy_move + cfg.entropy_cells * entropy_cells)
         loss = loss_objective + cfg.critic_coeff * loss_critic + loss_entropy
-        stats = {}
         for name, weight in cfg.aux_weights.items():
             if name in terms["aux"].keys():
                 aux = terms["aux", name].mean()
@@ -190,7 +211,7 @@ class PPOAgent(nn.Module):
                 entropy_move=float(entropy_move),
                 entropy_cells=float(entropy_cells),
                 approx_kl=float(((ratio - 1.0) - log_ratio).mean()),  # k3 estimator, ≥ 0
-                clip_fraction=float(((ratio - 1.0).abs() > cfg.clip_epsilon).float().mean()),
+                clip_fraction=clip_fraction(log_ratio, cfg.clip_epsilon),
                 max_abs_log_ratio=float(log_ratio.abs().max()),
             )
             if self.actor.with_cells:
@@ -253,6 +274,33 @@ class PPOAgent(nn.Module):
         """max |log π_now(a, A|s) − log π_collected(a, A|s)| over ``batch`` (0 before any step)."""
         terms = self.actor.replay(batch, resume=self.config.replay == "resume")
         return float((terms["log_prob"] - batch["log_prob"]).abs().max())
+
+
+def clipped_surrogate(
+    log_ratio: torch.Tensor, advantage: torch.Tensor, epsilon: float
+) -> torch.Tensor:
+    """PPO's clipped objective as a loss: ``−mean(min(ρ·Â, clip(ρ, 1 ± ε)·Â))``."""
+    ratio = log_ratio.exp()
+    clipped = ratio.clamp(1.0 - epsilon, 1.0 + epsilon)
+    return -torch.min(ratio * advantage, clipped * advantage).mean()
+
+
+def clip_fraction(log_ratio: torch.Tensor, epsilon: float) -> float:
+    """Share of steps whose ratio lies outside ``1 ± ε``."""
+    return float(((log_ratio.exp() - 1.0).abs() > epsilon).float().mean())
+
+
+def parameter_groups(model: HRM, config: PPOConfig) -> list[dict]:
+    """AdamW parameter groups: the selection policy's own parameters (the relevance projections
+    W_r, which only score the cells) at ``lr · selection.lr_scale``, everything else at ``lr``
+    (one group while the scale is 1, as checkpoints made before the option have)."""
+    selection = getattr(model.H_update, "W_r", None)
+    own = [] if selection is None or config.selection["lr_scale"] == 1.0 else [selection]
+    rest = [p for p in model.parameters() if all(p is not q for q in own)]
+    groups = [{"params": rest, "lr": config.lr}]
+    if own:
+        groups.append({"params": own, "lr": config.lr * config.selection["lr_scale"]})
+    return groups
 
 
 def rollout_metrics(data: TensorDictBase) -> dict[str, float]:

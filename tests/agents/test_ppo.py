@@ -9,7 +9,7 @@ from torchrl.collectors import Collector
 from torchrl.envs import TransformedEnv
 
 from hrm_rl.agents.policy import carry_transforms
-from hrm_rl.agents.ppo import PPOAgent, PPOConfig
+from hrm_rl.agents.ppo import PPOAgent, PPOConfig, clipped_surrogate
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.rules import SudokuRules
@@ -189,3 +189,46 @@ def test_bf16_autocast_runs_the_backbone_in_bf16_and_keeps_the_outputs_float32(b
 def test_an_unknown_precision_is_an_error(bank):
     with pytest.raises(ValueError, match="precision must be one of"):
         collect(bank, "one_step", precision="fp8")
+
+
+# --- the selection policy's own trust region ---------------------------------------------------
+
+
+def test_the_cells_ratio_clipped_on_its_own_no_longer_clips_the_moves(bank):
+    agent, data = collect(bank, "one_step", selection={"clip": 0.2})
+    batch = agent.compute_advantages(data).reshape(-1)
+    assert "log_prob_cells" in batch.keys()
+    with torch.no_grad():
+        agent.model.H_update.W_r.mul_(4.0)  # a policy change of the cell scores alone
+    loss, stats = agent.loss(batch)
+    assert np.isfinite(loss.item())
+    assert stats["clip_fraction_cells"] > 0.3
+    assert stats["clip_fraction_move"] < stats["clip_fraction_cells"] / 2
+    assert stats["clip_fraction"] > stats["clip_fraction_move"]  # the joint ratio would clip
+    terms = agent.actor.replay(batch)
+    cells = terms["log_prob_cells"] - batch["log_prob_cells"]
+    move = terms["log_prob"] - batch["log_prob"] - cells
+    advantage = batch["advantage"].view(-1)
+    advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    expected = clipped_surrogate(move, advantage, 0.2) + clipped_surrogate(cells, advantage, 0.2)
+    assert stats["loss_objective"] == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_selection_lr_scale_gives_the_relevance_projections_their_own_step_size(bank):
+    agent, _ = collect(bank, "one_step", selection={"lr_scale": 3.0})
+    groups = agent.optimizer.param_groups
+    assert len(groups) == 2 and groups[1]["params"] == [agent.model.H_update.W_r]
+    assert groups[1]["lr"] == pytest.approx(3.0 * groups[0]["lr"])
+    count = sum(p.numel() for g in groups for p in g["params"])
+    assert count == sum(p.numel() for p in agent.model.parameters())
+    agent, _ = collect(bank, "one_step")
+    assert len(agent.optimizer.param_groups) == 1  # as checkpoints without the option have
+
+
+def test_bad_selection_options_are_refused():
+    with pytest.raises(ValueError, match="selection.clip"):
+        PPOConfig(selection={"clip": 0.0})
+    with pytest.raises(ValueError, match="lr_scale"):
+        PPOConfig(selection={"lr_scale": -1.0})
+    with pytest.raises(ValueError, match="unknown keys"):
+        PPOConfig(selection={"entropy": 0.1})
