@@ -11,7 +11,8 @@ backbone, because cycle n's scores depend on what the cells chosen in earlier cy
 
 Acting (:class:`HRMPolicy` as a TensorDict module, e.g. in a ``Collector``) draws the move and the
 cells (top move and top-k cells under ``ExplorationType.DETERMINISTIC``) and writes ``action``,
-``cells``, ``log_prob``, ``value_pred``, the next carry under ``"next"`` and, when
+``cells`` (with ``log_prob_cells``, its part of the log-probability, and ``cells_greedy``, the
+top-k cells by score per cycle), ``log_prob``, ``value_pred``, the next carry under ``"next"`` and, when
 ``keep_resume`` is set, the state where the segment's tracked part starts under ``"resume"``.
 Replaying (:meth:`HRMPolicy.replay`) runs a stored step again with its cells forced: from the
 stored ``resume`` state (only what carries gradient is recomputed) or, with ``resume=False``, the
@@ -69,7 +70,7 @@ class HRMPolicy(TensorDictModuleBase):
         self.with_cells = model.config.selections_per_cycle > 0
         self.carry_keys = list(CARRY_KEYS if model.has_memory else CARRY_KEYS[:2])
         self.in_keys = ["board", "action_mask", "is_init", *self.carry_keys]
-        cells = ["cells", "log_prob_cells"] if self.with_cells else []
+        cells = ["cells", "log_prob_cells", "cells_greedy"] if self.with_cells else []
         self.out_keys = ["action", "log_prob", "value_pred", *cells]
         self.out_keys += [("next", key) for key in self.carry_keys]
 
@@ -86,6 +87,9 @@ class HRMPolicy(TensorDictModuleBase):
         if self.with_cells:
             tensordict.set("cells", out.selections)
             tensordict.set("log_prob_cells", out.selection_log_prob.detach().float())
+            # the top-k cells by score in each cycle, ascending: diagnostics only
+            top = out.selection_scores.detach().topk(self.model.config.top_k, dim=-1).indices
+            tensordict.set("cells_greedy", top.sort(dim=-1).values)
         for key in self.carry_keys:
             tensordict.set(("next", key), out.carry[_MODEL_KEY[key]].float())
         if self.keep_resume:
@@ -153,11 +157,17 @@ class HRMPolicy(TensorDictModuleBase):
         """π(move | s): the masked categorical over the L·V placements (float32 logits)."""
         return MaskedCategorical(logits=out.move_logits.float(), mask=mask)
 
+    @property
+    def num_choosable_cells(self) -> int:
+        """How many cells the selection chooses from (0 without a selection)."""
+        cfg = self.model.config
+        return cfg.num_cells - int(cfg.always_active_first) if self.with_cells else 0
+
     def max_cells_entropy(self) -> float:
         """The selection's largest entropy over a segment's N cycles: N · log C(N_c, k) for the
         set law, N · log(N_c! / (N_c − k)!) for ordered tuples (uniform scores)."""
         cfg = self.model.config
-        if not self.with_cells:
+        if not self.with_cells or cfg.cell_choice != "policy":  # no policy: nothing to spread
             return 0.0
         choosable = cfg.num_cells - int(cfg.always_active_first)
         count = math.comb if cfg.selection_law == "set" else math.perm

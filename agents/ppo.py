@@ -134,7 +134,7 @@ class PPOAgent(nn.Module):
         cfg = self.config
         device = next(self.model.parameters()).device  # minibatches go where the model is
         data = data.to(device)
-        metrics = rollout_metrics(data)
+        metrics = rollout_metrics(data, self.actor.num_choosable_cells)
         data = self.compute_advantages(data).reshape(-1)  # [B·T]
         metrics["explained_variance"] = explained_variance(data["value_pred"], data["value_target"])
         size = min(cfg.minibatch_size, data.numel())
@@ -214,7 +214,7 @@ class PPOAgent(nn.Module):
                 clip_fraction=clip_fraction(log_ratio, cfg.clip_epsilon),
                 max_abs_log_ratio=float(log_ratio.abs().max()),
             )
-            if self.actor.with_cells:
+            if self.actor.max_cells_entropy() > 0:
                 share = stats["entropy_cells"] / self.actor.max_cells_entropy()
                 stats["entropy_cells_share"] = share
         return loss, stats
@@ -303,17 +303,43 @@ def parameter_groups(model: HRM, config: PPOConfig) -> list[dict]:
     return groups
 
 
-def rollout_metrics(data: TensorDictBase) -> dict[str, float]:
+def rollout_metrics(data: TensorDictBase, num_cells: int = 0) -> dict[str, float]:
     """What sampled play did in a collected ``[B, T]`` batch: mistakes per step (an episode that
     ended neither solved nor truncated) and the share of finished episodes solved."""
     done = data["next", "done"].view(-1)
     solved = data["next", "solved"].view(-1)
     mistakes = done & ~solved & ~data["next", "truncated"].view(-1)
     finished = int(done.sum())
-    return {
+    metrics = {
         "mistakes_per_step": float(mistakes.float().mean()),
         "sampled_solve_rate": float(solved[done].float().mean()) if finished else float("nan"),
     }
+    if "cells" in data.keys():
+        metrics.update(selection_metrics(data, num_cells))
+    return metrics
+
+
+def selection_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
+    """How the cells were used in a collected ``[B, T]`` batch: each of ``num_cells`` choosable
+    cells' share of
+    the sampled picks (``cell_usage_i``; 1/N_c each when uniform), and how often the greedy
+    (top-k by score) set changes from one cycle to the next within a step
+    (``greedy_cells_change_cycle``) and from one step to the next within an episode, in the
+    first cycle (``greedy_cells_change_step``)."""
+    cells = data["cells"].long()  # [B, T, N, k]
+    greedy = data["cells_greedy"]  # [B, T, N, k], each set sorted
+    num_cells = max(num_cells, int(max(cells.max(), greedy.max())) + 1)
+    usage = torch.bincount(cells.reshape(-1), minlength=num_cells).float()
+    metrics = {f"cell_usage_{i}": float(u) for i, u in enumerate(usage / usage.sum())}
+    if greedy.shape[2] > 1:
+        changed = (greedy[:, :, 1:] != greedy[:, :, :-1]).any(dim=-1)  # [B, T, N-1]
+        metrics["greedy_cells_change_cycle"] = float(changed.float().mean())
+    if greedy.shape[1] > 1:
+        same_episode = ~data["is_init"][:, 1:].reshape(greedy.shape[0], -1)  # [B, T-1]
+        changed = (greedy[:, 1:, 0] != greedy[:, :-1, 0]).any(dim=-1)  # [B, T-1]
+        if same_episode.any():
+            metrics["greedy_cells_change_step"] = float(changed[same_episode].float().mean())
+    return metrics
 
 
 def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:

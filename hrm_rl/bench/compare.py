@@ -50,6 +50,14 @@ log = logging.getLogger(__name__)
 # name -> (label, overrides of python -m hrm_rl.train); "sb3_maskable_ppo" runs in this process
 CONTENDERS: dict[str, tuple[str, list[str]]] = {
     "ppo_multicell": ("PPO + multicell memory (ours)", ["agent=ppo", "model.h_module=multicell"]),
+    "ppo_multicell_uniform": (
+        "PPO + multicell, cells drawn uniformly (ablation)",
+        ["agent=ppo", "model.h_module=multicell", "model.cell_choice=uniform"],
+    ),
+    "ppo_multicell_topk": (
+        "PPO + multicell, top-k cells by score (ablation)",
+        ["agent=ppo", "model.h_module=multicell", "model.cell_choice=topk"],
+    ),
     "ppo_bicross": ("PPO + bicross memory", ["agent=ppo", "model.h_module=bicross"]),
     "ppo_hrm": ("PPO + HRM, no memory", ["agent=ppo", "model.h_module=hrm"]),
     "supervised_one_step": (

@@ -49,6 +49,7 @@ GRAD_MODES = ("one_step", "last_cycle", "full")
 MEMORY_SCOPES = ("episode", "lifelong")
 POSITION_ENCODINGS = ("rope", "rope2d", "learned")
 ATTENTIONS = ("full", "graph")
+CELL_CHOICES = ("policy", "uniform", "topk")
 
 
 @dataclass
@@ -74,6 +75,9 @@ class HRMConfig:
     cell_tokens: int = 8  # C content tokens per cell (a CLS token is added in multicell)
     top_k: int = 2  # k cells activated per cycle
     selection_law: str = "ordered"  # the choice's law: ordered tuple, or set (order ignored)
+    # who chooses the k cells: the policy π_θ (sampled, trained by PPO), uniformly at random, or
+    # the top-k scores (deterministic); the last two are ablations whose scores learn through α only
+    cell_choice: str = "policy"
     relevance_projections: int = 2  # R
     always_active_first: bool = False  # cell 1 always read and written, k more are chosen
     memory_scope: str = "episode"
@@ -88,6 +92,7 @@ class HRMConfig:
             ("pos_encoding", self.pos_encoding, POSITION_ENCODINGS),
             ("attention", self.attention, ATTENTIONS),
             ("selection_law", self.selection_law, LAWS),
+            ("cell_choice", self.cell_choice, CELL_CHOICES),
         ):
             if value not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {value!r}")
@@ -370,11 +375,16 @@ class HRM(nn.Module):
             return h_hat.new_zeros(B, 1, dtype=torch.long), h_hat.new_ones(B, 1)
         scores = self.H_update.relevance(h_hat, cells)  # [B, N_c]
         choosable = self._choosable(scores)
+        cfg = self.config
         if draw.selections is not None:  # replay: the stored choice
             choice = draw.selections[:, n].long()
+        elif cfg.cell_choice == "uniform":  # ablation: scores ignored by the draw
+            uniform = torch.zeros_like(choosable, dtype=torch.float32)
+            choice = TopKSelection(uniform, cfg.top_k, generator=draw.generator).sample()
         else:
-            dist = TopKSelection(choosable.float(), self.config.top_k, generator=draw.generator)
-            choice = dist.deterministic_sample if draw.deterministic else dist.sample()
+            dist = TopKSelection(choosable.float(), cfg.top_k, generator=draw.generator)
+            greedy = draw.deterministic or cfg.cell_choice == "topk"
+            choice = dist.deterministic_sample if greedy else dist.sample()
         trace.record(h_hat, cells, scores, choice)
         selection = self._full_selection(choice)
         return selection, torch.softmax(scores.gather(1, selection).float(), dim=1)
@@ -440,8 +450,11 @@ class HRM(nn.Module):
         law = TopKSelection(choosable, cfg.top_k, law=cfg.selection_law)
         probs = torch.softmax(scores, dim=-1)  # [B, N, N_c]
         out.selections = chosen
-        out.selection_log_probs = law.log_prob(chosen)  # [B, N]: log π(A_n | s_n)
-        out.selection_entropy = law.entropy().sum(dim=1)
+        if cfg.cell_choice == "policy":  # the ablations' choices are no policy's actions
+            out.selection_log_probs = law.log_prob(chosen)  # [B, N]: log π(A_n | s_n)
+            out.selection_entropy = law.entropy().sum(dim=1)
+        else:
+            out.selection_log_probs = scores.new_zeros(B, cfg.N)
         out.selection_scores = choosable
         out.selection_probs = probs
         active = self._full_selection(chosen.view(B * cfg.N, -1))

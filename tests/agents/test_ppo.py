@@ -28,6 +28,7 @@ def collect(
     batch: int = 8,
     steps: int = 6,
     precision: str = "auto",
+    cell_choice: str = "policy",
     **options,
 ):
     torch.manual_seed(0)
@@ -43,6 +44,7 @@ def collect(
             grad=grad,
             num_cells=4,
             top_k=2,
+            cell_choice=cell_choice,
         )
     )
     env = TransformedEnv(
@@ -132,6 +134,29 @@ def test_an_iteration_logs_what_the_issue_asks_for(bank):
     assert 0.0 < metrics["entropy_cells_share"] <= 1.0
     done = data["next", "done"] & ~data["next", "solved"] & ~data["next", "truncated"]
     assert metrics["mistakes_per_step"] == pytest.approx(done.float().mean().item())
+
+
+def test_an_iteration_logs_how_the_cells_are_used(bank):
+    agent, data = collect(bank, "one_step")
+    metrics = agent.update(data)
+    usage = [metrics[f"cell_usage_{i}"] for i in range(4)]
+    assert sum(usage) == pytest.approx(1.0) and "cell_usage_4" not in metrics
+    picks = torch.bincount(data["cells"].reshape(-1), minlength=4).float()
+    assert usage == pytest.approx((picks / picks.sum()).tolist())
+    for key in ("greedy_cells_change_cycle", "greedy_cells_change_step"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    greedy = data["cells_greedy"]  # [B, T, N, k]: sorted top-k per cycle
+    assert (greedy[..., 1:] > greedy[..., :-1]).all()
+    changed = (greedy[:, :, 1] != greedy[:, :, 0]).any(dim=-1).float().mean()
+    assert metrics["greedy_cells_change_cycle"] == pytest.approx(changed.item())
+
+
+def test_ablation_contenders_train_without_a_selection_ratio(bank):
+    for choice in ("uniform", "topk"):
+        agent, data = collect(bank, "one_step", cell_choice=choice)
+        assert torch.equal(data["log_prob_cells"], torch.zeros_like(data["log_prob_cells"]))
+        metrics = agent.update(data)
+        assert np.isfinite(metrics["loss_objective"]) and "entropy_cells_share" not in metrics
 
 
 def test_an_unknown_replay_mode_is_an_error():

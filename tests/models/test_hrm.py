@@ -257,6 +257,43 @@ def test_the_set_law_scores_a_choice_whatever_its_order():
     assert acted.selection_entropy.max() <= 3 * math.log(math.comb(4, 2)) + 1e-5
 
 
+def test_choosing_other_cells_changes_what_is_read():
+    """The initial cells differ, so which cells a cycle reads changes the step's outputs."""
+    tokens, candidates = inputs()
+    model = make_model(h_module="multicell", num_cells=4, top_k=2)
+    cells = model.H_update.initial_cells
+    assert not torch.allclose(cells[0], cells[1]) and not torch.allclose(cells[0, 0], cells[2, 0])
+    carry = model.initial_carry(5)
+    with torch.no_grad():
+        first = model(tokens, carry, candidates, selections=torch.tensor([[0, 1]]).repeat(5, 3, 1))
+        other = model(tokens, carry, candidates, selections=torch.tensor([[2, 3]]).repeat(5, 3, 1))
+    assert (first.move_logits - other.move_logits).abs().max() > 1e-3
+    assert not torch.allclose(first.value, other.value)
+
+
+def test_ablation_choices_are_top_k_or_uniform_and_no_policy_action():
+    tokens, candidates = inputs(batch=64)
+    topk = make_model(h_module="multicell", num_cells=4, top_k=2, cell_choice="topk")
+    carry = topk.initial_carry(64)
+    out = topk(tokens, carry, candidates, generator=torch.Generator().manual_seed(0))
+    greedy = topk(tokens, carry, candidates, deterministic=True)
+    assert torch.equal(out.selections, greedy.selections)  # never sampled
+    assert torch.equal(out.selection_log_probs, torch.zeros(64, 3))
+    assert torch.equal(out.selection_entropy, torch.zeros(64))
+
+    uniform = make_model(h_module="multicell", num_cells=4, top_k=2, cell_choice="uniform")
+    with torch.no_grad():
+        uniform.H_update.W_r.mul_(1000.0)  # scores that a policy would follow
+    out = uniform(tokens, carry, candidates, generator=torch.Generator().manual_seed(0))
+    usage = torch.bincount(out.selections.reshape(-1), minlength=4).float() / out.selections.numel()
+    assert (usage - 0.25).abs().max() < 0.08  # 384 picks, uniform over the 4 cells
+    assert torch.equal(out.selection_log_probs, torch.zeros(64, 3))
+    (out.move_logits.logsumexp(dim=1).sum()).backward()
+    assert uniform.H_update.W_r.grad.abs().sum() > 0  # the scores still learn, through α
+    with pytest.raises(ValueError, match="cell_choice"):
+        HRMConfig(num_positions=L, num_values=V, cell_choice="random")
+
+
 def test_output_shapes():
     model = make_model(h_module="multicell", num_cells=4, top_k=2)
     out = model(*_tok_carry(model))
