@@ -106,6 +106,12 @@ class PuzzleRules:
         """Placements the rules allow now: ``bool[B, L, V]`` for boards ``[B, L]``."""
         raise NotImplementedError
 
+    def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
+        """``boards`` with every placement the rules force made, until none is left (used for
+        curriculum banks that start where the easy moves run out: ``curriculum.stuck_share``).
+        Default: none known, the boards come back unchanged."""
+        return boards
+
     def is_solved(self, boards: torch.Tensor) -> torch.Tensor:
         """``bool[B]``: the board is complete and valid by the rules; any valid solution counts."""
         raise NotImplementedError
@@ -218,3 +224,16 @@ def same_group(groups: torch.Tensor, num_positions: int) -> torch.Tensor:
     member = torch.zeros(groups.shape[0], num_positions)
     member.scatter_(1, groups.long(), 1.0)  # [G, L]
     return (member.t() @ member) > 0
+
+
+def fill_naked_singles(rules: PuzzleRules, boards: torch.Tensor) -> torch.Tensor:
+    """``boards`` ``[B, L]`` with every blank that has exactly one legal value filled with it,
+    again and again until none is left: the forced moves of a family whose legal mask rules out
+    exactly the values a completion cannot hold there (Sudoku, Latin squares)."""
+    for _ in range(rules.num_positions):
+        legal = rules.legal_mask(boards)  # [B, L, V]
+        single = (legal.sum(dim=-1) == 1) & (boards == 0)
+        if not single.any():
+            break
+        boards = torch.where(single, legal.to(torch.uint8).argmax(dim=-1).to(boards.dtype) + 1, boards)
+    return boards

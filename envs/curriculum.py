@@ -24,6 +24,7 @@ A training loop uses it as::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import deque
@@ -127,6 +128,11 @@ class Curriculum:
         seed: level ``k``'s bank is generated from ``numpy.random.default_rng([seed, k])``.
         generator_options: extra keyword arguments of ``rules.generate`` (e.g. ``difficulty``);
             ``held_out`` defaults to False so training banks never hold held-out instances.
+        stuck_share: the share of every level's puzzles that start where the forced moves run
+            out: their board is ``rules.fill_forced(board)`` (Sudoku: every naked single filled),
+            so the first move needs more than the candidates input shows (a hidden single, or
+            search). They are drawn among the puzzles the forced moves do not finish; a level
+            with fewer such puzzles gives all it has. 0: none.
     """
 
     def __init__(
@@ -141,6 +147,7 @@ class Curriculum:
         bank_size: int = 2048,
         seed: int = 0,
         generator_options: dict | None = None,
+        stuck_share: float = 0.0,
     ) -> None:
         if mode not in CURRICULUM_MODES:
             raise ValueError(f"curriculum mode must be one of {CURRICULUM_MODES}, got {mode!r}")
@@ -152,6 +159,8 @@ class Curriculum:
             raise ValueError(f"curriculum bank_size must be at least 1, got {bank_size}")
         if seed < 0:
             raise ValueError(f"curriculum seed must be >= 0, got {seed}")
+        if not 0.0 <= stuck_share <= 1.0:
+            raise ValueError(f"curriculum stuck_share must lie in [0, 1], got {stuck_share}")
         options = dict(generator_options or {})
         if "givens" in options:
             raise ValueError(
@@ -186,6 +195,7 @@ class Curriculum:
         self.bank_size = int(bank_size)
         self.seed = int(seed)
         self.generator_options = options
+        self.stuck_share = float(stuck_share)
         self.level = level
         self._outcomes: deque[bool] = deque(maxlen=self.window)
         self._banks: dict[int, PuzzleSet] = {}
@@ -230,7 +240,7 @@ class Curriculum:
             if givens is not None:
                 options["givens"] = givens
             rng = np.random.default_rng([self.seed, level])
-            bank = self.rules.generate(rng, size, **options)
+            bank = self._start_stuck(self.rules.generate(rng, size, **options), rng)
             width = bank.solutions.shape[1]
             if self._solution_width is not None and width != self._solution_width:
                 raise ValueError(
@@ -246,6 +256,26 @@ class Curriculum:
                 len(bank),
             )
         return self._banks[level]
+
+    def _start_stuck(self, bank: PuzzleSet, rng: np.random.Generator) -> PuzzleSet:
+        """``bank`` with ``stuck_share`` of its puzzles (drawn with ``rng`` among those the
+        forced moves do not finish, as many as there are) moved on to where the forced moves
+        run out (see the class docs)."""
+        count = round(self.stuck_share * len(bank))
+        if count == 0:
+            return bank
+        filled = self.rules.fill_forced(torch.as_tensor(bank.boards, dtype=torch.long))
+        open_ = np.flatnonzero((filled == 0).any(dim=1).numpy())  # not finished by forced moves
+        rows = np.sort(rng.choice(open_, size=min(count, len(open_)), replace=False))
+        boards = bank.boards.copy()
+        boards[rows] = filled[torch.as_tensor(rows)].numpy().astype(boards.dtype)
+        logger.info(
+            "curriculum: %d of %d puzzles start where the forced moves run out (%d could)",
+            len(rows),
+            len(bank),
+            len(open_),
+        )
+        return dataclasses.replace(bank, boards=boards)
 
     def update(self, solved: torch.Tensor) -> bool:
         """Count the episodes that finished this iteration; True when the level moved up.

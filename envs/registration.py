@@ -49,7 +49,13 @@ ENV_DEFAULTS: dict[str, Any] = {
     "generate": {},  # further keyword arguments of the family's generator
     "bank_size": 2048,  # training puzzles per curriculum level
     "augment": True,  # random validity-preserving transform of each drawn puzzle
-    "curriculum": {"mode": "off", "level": 0, "threshold": 0.8, "window": 1000},
+    "curriculum": {
+        "mode": "off",
+        "level": 0,
+        "threshold": 0.8,
+        "window": 1000,
+        "stuck_share": 0.0,
+    },
 }
 
 

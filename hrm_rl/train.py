@@ -552,6 +552,7 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
         bank_size=env_cfg.bank_size,
         seed=seed,
         generator_options={k: v for k, v in generator_options(env_cfg).items() if k != "givens"},
+        stuck_share=options.get("stuck_share", 0.0),
     )
 
 

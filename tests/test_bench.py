@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hrm_rl.bench import compare
 from hrm_rl.bench.__main__ import main
@@ -208,21 +207,6 @@ def test_singles_probe_trains_each_variant_and_judges_stuck_states(tmp_path, cap
     assert all(0.0 <= r["random"] <= 1.0 and 0.0 <= r["stuck"] <= 1.0 for r in rows)
     assert rows[0]["stuck"] != rows[1]["stuck"] or rows[0]["loss"] != rows[1]["loss"]
     assert "graph" in capsys.readouterr().out
-
-
-def test_naked_singles_are_filled_with_the_solution_until_none_is_left():
-    from hrm_rl.bench.singles import naked_singles_filled
-    from hrm_rl.envs.sudoku.rules import SudokuRules
-
-    rules = SudokuRules(3, 3)
-    puzzles = rules.generate(np.random.default_rng(5), 8, givens=(24, 30))
-    boards = torch.as_tensor(puzzles.boards, dtype=torch.long)
-    solution = torch.as_tensor(puzzles.solutions[:, 0], dtype=torch.long)
-    filled = naked_singles_filled(rules, boards)
-    assert ((filled == 0) | (filled == solution)).all()  # every filled value is the solution's
-    assert ((filled != 0).sum() > (boards != 0).sum())
-    legal = rules.legal_mask(filled)
-    assert not ((legal.sum(dim=-1) == 1) & (filled == 0)).any()  # no naked single left
 
 
 def test_compare_keep_refuses_a_row_made_under_other_settings(tmp_path):

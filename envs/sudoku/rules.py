@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hrm_rl.envs.base import PuzzleRules, PuzzleSet, same_group
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet, fill_naked_singles, same_group
 from hrm_rl.envs.registration import register_family
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -151,6 +151,10 @@ class SudokuRules(PuzzleRules):
     @property
     def grid_shape(self) -> tuple[int, int]:
         return (self.size, self.size)
+
+    def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
+        """Naked singles (a blank with one legal value), filled until none is left."""
+        return fill_naked_singles(self, boards)
 
     def constraint_graph(self) -> torch.Tensor:
         """``bool[3, L, L]``: same row, same column, same box (each with itself)."""

@@ -85,23 +85,12 @@ def _states(rules: SudokuRules, rng: np.random.Generator, n: int, held_out: bool
     generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
     share = torch.rand(len(boards), 1, generator=generator) * 0.8
     fill = (torch.rand(boards.shape, generator=generator) < share) & (boards == 0)
-    stuck = naked_singles_filled(rules, boards)
+    stuck = rules.fill_forced(boards)
     open_ = (stuck == 0).any(dim=1)
     return {
         "random": (torch.where(fill, solutions, boards), solutions),
         "stuck": (stuck[open_], solutions[open_]),
     }
-
-
-def naked_singles_filled(rules: SudokuRules, boards: torch.Tensor) -> torch.Tensor:
-    """``boards`` with naked singles filled until none is left (each is the solution's value)."""
-    for _ in range(rules.num_positions):
-        legal = rules.legal_mask(boards)  # [B, L, V]
-        single = (legal.sum(dim=-1) == 1) & (boards == 0)
-        if not single.any():
-            break
-        boards = torch.where(single, legal.float().argmax(dim=-1) + 1, boards)
-    return boards
 
 
 def _sound(boards: torch.Tensor, solutions: torch.Tensor, num_values: int) -> torch.Tensor:

@@ -244,3 +244,30 @@ def test_mix_plays_every_level_from_the_start_and_never_moves():
     assert curriculum.level == 2
     assert not curriculum.update(solved_batch(10, 10))  # a perfect window moves nothing
     assert np.array_equal(curriculum.bank().boards, bank.boards)  # the same mix every time
+
+
+def test_stuck_share_starts_puzzles_where_the_naked_singles_run_out():
+    rules = SudokuRules(3, 3)
+    plain = Curriculum(rules, "off", bank_size=40, seed=3).bank()
+    curriculum = Curriculum(rules, "off", bank_size=40, seed=3, stuck_share=0.5)
+    bank = curriculum.bank()
+    boards = torch.as_tensor(bank.boards, dtype=torch.long)
+    changed = (bank.boards != plain.boards).any(axis=1)
+    filled = rules.fill_forced(torch.as_tensor(plain.boards, dtype=torch.long))
+    stuck = (filled == 0).any(dim=1)  # the naked singles alone do not finish these
+    # each board is the generated one or, for 20 of the 40 drawn among `stuck`, its filled form
+    is_filled = (boards == filled).all(dim=1)
+    assert (is_filled | torch.as_tensor(~changed)).all() and not (changed & ~stuck.numpy()).any()
+    starts_stuck = ~((rules.legal_mask(boards).sum(dim=-1) == 1) & (boards == 0)).any(dim=1)
+    assert int((starts_stuck & stuck).sum()) >= min(20, int(stuck.sum()))
+    assert changed.sum() > 0
+    solution = torch.as_tensor(bank.solutions[:, 0], dtype=torch.long)
+    assert ((boards == 0) | (boards == solution)).all()  # still the same puzzles
+    legal = rules.legal_mask(boards[torch.as_tensor(changed)])
+    blank = boards[torch.as_tensor(changed)] == 0
+    assert not ((legal.sum(dim=-1) == 1) & blank).any()  # their first move is no naked single
+    assert blank.any(dim=1).all()
+    again = Curriculum(rules, "off", bank_size=40, seed=3, stuck_share=0.5).bank()
+    assert np.array_equal(again.boards, bank.boards)  # reproducible
+    with pytest.raises(ValueError, match="stuck_share"):
+        Curriculum(rules, "off", stuck_share=1.5)

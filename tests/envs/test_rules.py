@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -151,3 +152,15 @@ def test_breaks_rules_matches_reference(
         for values in [[board[p] for p in unit if board[p]]]
     )
     assert rules.breaks_rules(torch.tensor([board])).item() == repeated
+
+
+def test_naked_singles_are_filled_with_the_solution_until_none_is_left():
+    rules = SudokuRules(3, 3)
+    puzzles = rules.generate(np.random.default_rng(5), 8, givens=(24, 30))
+    boards = torch.as_tensor(puzzles.boards, dtype=torch.long)
+    solution = torch.as_tensor(puzzles.solutions[:, 0], dtype=torch.long)
+    filled = rules.fill_forced(boards)
+    assert ((filled == 0) | (filled == solution)).all()  # every filled value is the solution's
+    assert ((filled != 0).sum() > (boards != 0).sum())
+    legal = rules.legal_mask(filled)
+    assert not ((legal.sum(dim=-1) == 1) & (filled == 0)).any()  # no naked single left

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn.functional import one_hot
 
-from hrm_rl.envs.base import PuzzleRules, PuzzleSet, same_group
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet, fill_naked_singles, same_group
 from hrm_rl.envs.registration import register_family
 from hrm_rl_latin import squares
 
@@ -40,6 +40,10 @@ class LatinRules(PuzzleRules):
     @property
     def grid_shape(self) -> tuple[int, int]:
         return (self.size, self.size)
+
+    def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
+        """A blank with one value left by its row and column takes it in every completion."""
+        return fill_naked_singles(self, boards)
 
     def constraint_graph(self) -> torch.Tensor:
         """``bool[2, L, L]``: same row, same column (each with itself)."""
