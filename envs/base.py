@@ -106,6 +106,12 @@ class PuzzleRules:
         """Placements the rules allow now: ``bool[B, L, V]`` for boards ``[B, L]``."""
         raise NotImplementedError
 
+    def difficulty_levels(self, num_levels: int = 5) -> list[dict]:
+        """The curriculum's levels, easiest first: each a dict of ``generate`` keyword arguments
+        (Sudoku: ``givens`` ranges; Maze: shortest-path bands ``min_path``..``max_path``), the
+        last one the env's normal difficulty. Default: none (the curriculum must stay off)."""
+        return []
+
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
         """``boards`` with every placement the rules force made, until none is left (used for
         curriculum banks that start where the easy moves run out: ``curriculum.stuck_share``).

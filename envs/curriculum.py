@@ -1,8 +1,10 @@
 """A difficulty curriculum: the instance bank gets harder as the training solve rate rises.
 
-For Sudoku the difficulty is the number of blanks. :func:`blank_levels` cuts the blanks into
-*levels*, from a few blanks up to the generator's default range, and :class:`Curriculum` picks the
-level whose bank the batched env plays:
+A family defines its *levels*, easiest first, as keyword arguments of its generator
+(``rules.difficulty_levels()``): Sudoku by the number of givens (:func:`blank_levels` cuts the
+blanks from a few up to the generator's default range), Maze by bands of the shortest path's
+length (``min_path``..``max_path``), a plugged family by whatever it chooses. The last level is the
+env's normal difficulty. :class:`Curriculum` picks the level whose bank the batched env plays:
 
 * ``"off"``: one level, the generator's default difficulty;
 * ``"fixed"``: the chosen ``fixed_level``;
@@ -119,7 +121,8 @@ class Curriculum:
     Args:
         rules: the family's rules; banks come from ``rules.generate``.
         mode: one of ``CURRICULUM_MODES`` (see the module docstring).
-        levels: inclusive givens ranges, easiest first; None uses ``blank_levels(rules)``.
+        levels: generator keyword arguments per level, easiest first (a pair ``(lo, hi)``
+            stands for ``{"givens": (lo, hi)}``); None uses ``rules.difficulty_levels()``.
             Unused by ``"off"``, which plays the generator's default difficulty as its one level.
         fixed_level: the level index played by ``"fixed"`` (required there, unused otherwise).
         threshold: the rolling solve rate in (0, 1] that moves ``"auto"`` up one level.
@@ -170,13 +173,18 @@ class Curriculum:
         options.setdefault("held_out", False)
 
         if mode == "off":
-            self.levels: list[tuple[int, int] | None] = [None]  # the generator's default
+            self.levels: list[dict | None] = [None]  # the generator's default
         else:
             if levels is None:
-                levels = blank_levels(rules)
+                levels = rules.difficulty_levels()
+                if not levels:
+                    raise ValueError(
+                        f"the {rules.name!r} family defines no difficulty levels "
+                        f"(rules.difficulty_levels()); use curriculum mode 'off', or pass levels"
+                    )
             self.levels = [self._check_level(rules, k, level) for k, level in enumerate(levels)]
             if not self.levels:
-                raise ValueError("curriculum levels must hold at least one givens range")
+                raise ValueError("curriculum levels must hold at least one level")
         level = len(self.levels) - 1 if mode == "mix" else 0  # mix: every level up to the last
         if mode == "fixed":
             if fixed_level is None:
@@ -202,14 +210,22 @@ class Curriculum:
         self._solution_width: int | None = None
 
     @staticmethod
-    def _check_level(rules: PuzzleRules, index: int, level: tuple[int, int]) -> tuple[int, int]:
-        """``level`` as a pair of ints, or a ValueError naming the bad entry."""
-        if len(level) != 2 or not 0 <= level[0] <= level[1] <= rules.num_positions:
+    def _check_level(rules: PuzzleRules, index: int, level) -> dict:
+        """``level`` as generator keyword arguments (a givens pair checked and converted), or a
+        ValueError naming the bad entry."""
+        if isinstance(level, dict):
+            level = dict(level)
+            if "givens" not in level:
+                return level
+            givens = level["givens"]
+        else:
+            givens, level = level, {}
+        if len(givens) != 2 or not 0 <= givens[0] <= givens[1] <= rules.num_positions:
             raise ValueError(
                 f"curriculum levels[{index}] must be a givens range (lo, hi) with "
-                f"0 <= lo <= hi <= {rules.num_positions}, got {level}"
+                f"0 <= lo <= hi <= {rules.num_positions}, got {givens}"
             )
-        return int(level[0]), int(level[1])
+        return {**level, "givens": (int(givens[0]), int(givens[1]))}
 
     @property
     def num_levels(self) -> int:
@@ -235,10 +251,7 @@ class Curriculum:
 
     def _level_bank(self, level: int, size: int) -> PuzzleSet:
         if level not in self._banks:
-            givens = self.levels[level]
-            options = dict(self.generator_options)
-            if givens is not None:
-                options["givens"] = givens
+            options = {**self.generator_options, **(self.levels[level] or {})}
             rng = np.random.default_rng([self.seed, level])
             bank = self._start_stuck(self.rules.generate(rng, size, **options), rng)
             width = bank.solutions.shape[1]
@@ -250,9 +263,9 @@ class Curriculum:
             self._solution_width = width
             self._banks[level] = bank
             logger.info(
-                "curriculum bank for level %d (givens %s): %d puzzles",
+                "curriculum bank for level %d (%s): %d puzzles",
                 level,
-                "default" if givens is None else f"{givens[0]}..{givens[1]}",
+                describe(self.levels[level]),
                 len(bank),
             )
         return self._banks[level]
@@ -293,13 +306,13 @@ class Curriculum:
         self.level += 1
         self._outcomes.clear()
         logger.info(
-            "curriculum: solve rate %.3f over %d episodes >= %.3f, level %d -> %d (givens %s)",
+            "curriculum: solve rate %.3f over %d episodes >= %.3f, level %d -> %d (%s)",
             rate,
             self.window,
             self.threshold,
             self.level - 1,
             self.level,
-            self.levels[self.level],
+            describe(self.levels[self.level]),
         )
         return True
 
@@ -312,13 +325,13 @@ class Curriculum:
         return {
             "level": self.level,
             "window": torch.tensor(list(self._outcomes), dtype=torch.bool),
-            "levels": [list(level) for level in self.levels if level is not None],
+            "levels": [_storable(level) for level in self.levels if level is not None],
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue at the stored level with the stored window (the levels must match)."""
-        levels = [tuple(int(g) for g in level) for level in state["levels"]]
-        mine = [level for level in self.levels if level is not None]
+        levels = [_storable(level) for level in state["levels"]]
+        mine = [_storable(level) for level in self.levels if level is not None]
         if levels != mine:
             raise ValueError(
                 f"curriculum state was saved with levels {levels}, this curriculum has {mine}; "
@@ -334,3 +347,25 @@ class Curriculum:
         self.level = level
         self._outcomes.clear()
         self._outcomes.extend(torch.as_tensor(state["window"]).to(torch.bool).tolist())
+
+
+def describe(level: dict | None) -> str:
+    """A level for the log: ``givens 22..36``, ``min_path 3, max_path 5``, or ``default``."""
+    if not level:
+        return "default"
+    parts = []
+    for key, value in level.items():
+        shown = f"{value[0]}..{value[1]}" if isinstance(value, (tuple, list)) else value
+        parts.append(f"{key} {shown}")
+    return ", ".join(parts)
+
+
+def _storable(level) -> dict:
+    """A level as ``torch.load(weights_only=True)`` types, and comparable: tuples as lists; a
+    bare pair (how checkpoints before family-defined levels stored givens) as ``givens``."""
+    if not isinstance(level, dict):
+        level = {"givens": level}
+    return {
+        key: [int(v) for v in value] if isinstance(value, (tuple, list)) else value
+        for key, value in level.items()
+    }

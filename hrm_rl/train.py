@@ -541,7 +541,7 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
                 f"env.curriculum.mode={mode}; use env.curriculum.mode=off with env.givens, or "
                 "env.givens=null to let the curriculum choose the givens"
             )
-        mode, levels, fixed_level = "fixed", [tuple(env_cfg.givens)], 0
+        mode, levels, fixed_level = "fixed", [{"givens": tuple(env_cfg.givens)}], 0
     return Curriculum(
         rules,
         mode,

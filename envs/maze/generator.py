@@ -177,6 +177,7 @@ def generate(
     *,
     size: tuple[int, int] = (30, 30),
     min_path: int | None = None,
+    max_path: int | None = None,
     held_out: bool | None = False,
     test_fraction: float = 0.1,
     loops: float = DEFAULT_LOOPS,
@@ -190,6 +191,8 @@ def generate(
         size: ``(height, width)``, 7×7 up to 30×30 (any size from 3×3 works).
         min_path: the fewest moves of the shortest S–G path; None uses
             :func:`default_min_path` (H + W − 2).
+        max_path: the most moves of the shortest S–G path; None: no limit. With ``min_path``
+            it makes a difficulty band (the Maze curriculum's levels).
         held_out: False (the default) keeps only training-split mazes, True only held-out ones,
             None every maze; the split hashes :func:`canonical_form` (see ``in_test_split``).
         test_fraction: the held-out share passed to ``in_test_split``.
@@ -216,6 +219,8 @@ def generate(
         raise ValueError(f"n must be >= 0, got {n}")
     if min_path < 1:
         raise ValueError(f"min_path must be at least 1 move, got {min_path}")
+    if max_path is not None and max_path < min_path:
+        raise ValueError(f"max_path must be at least min_path={min_path}, got {max_path}")
     for name, p in (("loops", loops), ("open_squares", open_squares)):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{name} is a probability in [0, 1], got {p}")
@@ -223,7 +228,8 @@ def generate(
         raise ValueError(f"test_fraction must lie in [0, 1], got {test_fraction}")
     if (held_out is True and test_fraction == 0.0) or (held_out is False and test_fraction == 1.0):
         raise ValueError(f"held_out={held_out} with test_fraction={test_fraction} keeps nothing")
-    request = f"{n} mazes {height}x{width}, min_path {min_path}, held_out {held_out}"
+    band = f"{min_path}..{max_path}" if max_path is not None else f"{min_path}.."
+    request = f"{n} mazes {height}x{width}, shortest path {band} moves, held_out {held_out}"
 
     L = height * width
     boards = np.zeros((n, L), dtype=np.int8)
@@ -242,9 +248,12 @@ def generate(
         open_positions = np.argwhere(open_cells)
         start = tuple(open_positions[int(rng.integers(len(open_positions)))])
         distance = distances_from(open_cells, start)
-        far = np.argwhere(distance >= min_path)
+        reachable = distance >= min_path
+        if max_path is not None:
+            reachable &= distance <= max_path
+        far = np.argwhere(reachable)
         if len(far) == 0:
-            reason = f"no open cell {min_path} moves from S (farthest: {distance.max()})"
+            reason = f"no open cell {band} moves from S (farthest: {distance.max()})"
             continue
         goal = tuple(far[int(rng.integers(len(far)))])
         grid = np.where(open_cells, BLANK, WALL).astype(np.int8)

@@ -152,6 +152,13 @@ class SudokuRules(PuzzleRules):
     def grid_shape(self) -> tuple[int, int]:
         return (self.size, self.size)
 
+    def difficulty_levels(self, num_levels: int = 5) -> list[dict]:
+        """Givens ranges from few blanks up to the generator's default range
+        (:func:`hrm_rl.envs.curriculum.blank_levels`)."""
+        from hrm_rl.envs.curriculum import blank_levels
+
+        return [{"givens": level} for level in blank_levels(self, num_levels)]
+
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
         """Naked singles (a blank with one legal value), filled until none is left."""
         return fill_naked_singles(self, boards)

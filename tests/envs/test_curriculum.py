@@ -143,7 +143,7 @@ def test_off_plays_the_default_range_and_fixed_the_chosen_level():
     assert ((counts >= lo) & (counts <= hi)).all()
 
     fixed = small(rules, "fixed", fixed_level=2)
-    lo, hi = fixed.levels[2]
+    lo, hi = fixed.levels[2]["givens"]
     assert fixed.level == 2
     counts = givens_counts(fixed.bank().boards)
     assert ((counts >= lo) & (counts <= hi)).all()
@@ -164,7 +164,7 @@ def test_banks_are_reproducible_per_level_and_differ_across_levels(box):
     assert not np.array_equal(bank0.boards, bank1.boards)
     assert bank1.solutions.shape[1] == bank0.solutions.shape[1] == 1
     for level, bank in ((0, bank0), (1, bank1)):
-        lo, hi = first.levels[level]
+        lo, hi = first.levels[level]["givens"]
         counts = givens_counts(bank.boards)
         assert ((counts >= lo) & (counts <= hi)).all()
 
@@ -180,7 +180,7 @@ def test_a_new_bank_reaches_a_live_env_after_reset():
     rules = SudokuRules(2, 2)
     curriculum = small(rules, window=4)
     env = BatchedPuzzleEnv(rules, curriculum.bank(), batch_size=16, seed=0)
-    old_lo, old_hi = curriculum.levels[0]
+    old_lo, old_hi = curriculum.levels[0]["givens"]
     td = env.reset()
     counts = givens_counts(td["givens"].long())
     assert ((counts >= old_lo) & (counts <= old_hi)).all()
@@ -197,7 +197,7 @@ def test_a_new_bank_reaches_a_live_env_after_reset():
     assert (changed.sum(-1) == 1).all()  # exactly the one placement, on the old board
     assert torch.equal(changed.nonzero()[:, 1], action // rules.num_values)
 
-    new_lo, new_hi = curriculum.levels[1]
+    new_lo, new_hi = curriculum.levels[1]["givens"]
     counts = givens_counts(env.reset()["givens"].long())
     assert ((counts >= new_lo) & (counts <= new_hi)).all()
     assert new_hi < old_lo
@@ -271,3 +271,47 @@ def test_stuck_share_starts_puzzles_where_the_naked_singles_run_out():
     assert np.array_equal(again.boards, bank.boards)  # reproducible
     with pytest.raises(ValueError, match="stuck_share"):
         Curriculum(rules, "off", stuck_share=1.5)
+
+
+def test_a_state_saved_with_bare_givens_pairs_still_loads():
+    """Checkpoints made before family-defined levels stored each level as a [lo, hi] pair."""
+    rules = SudokuRules(2, 2)
+    curriculum = small(rules, window=6)
+    state = curriculum.state_dict()
+    state["levels"] = [list(level["givens"]) for level in state["levels"]]
+    state["level"] = 1
+    resumed = small(rules, window=6)
+    resumed.load_state_dict(state)
+    assert resumed.level == 1
+
+
+def test_maze_levels_are_shortest_path_bands_and_mix_plays_them_all():
+    from hrm_rl.envs.maze.rules import MazeRules
+
+    rules = MazeRules(7, 7)
+    levels = rules.difficulty_levels()
+    assert levels[-1] == {}  # the env's normal difficulty (at least H + W - 2 moves)
+    assert [level["min_path"] for level in levels[:-1]] == sorted(
+        level["min_path"] for level in levels[:-1]
+    )
+    curriculum = Curriculum(rules, "mix", bank_size=50, seed=0)
+    bank = curriculum.bank()
+    distance = rules.shortest_distance(torch.as_tensor(bank.boards, dtype=torch.long))
+    for k, level in enumerate(levels):  # 10 mazes of each level, in order
+        band = distance[10 * k : 10 * (k + 1)]
+        low, high = level.get("min_path", 12), level.get("max_path", 10**6)
+        assert ((band >= low) & (band <= high)).all(), (k, band.tolist())
+    state = curriculum.state_dict()
+    torch.save(state, "/dev/null")  # storable as plain types
+    Curriculum(rules, "mix", bank_size=50, seed=0).load_state_dict(state)
+
+
+def test_a_family_without_levels_must_keep_the_curriculum_off():
+    from hrm_rl.envs.base import PuzzleRules
+
+    class Bare(PuzzleRules):
+        name, num_positions, num_values = "bare", 4, 2
+
+    with pytest.raises(ValueError, match="no difficulty levels"):
+        Curriculum(Bare(), "mix")
+    assert Curriculum(Bare(), "off").num_levels == 1
