@@ -6,14 +6,16 @@ L·V placements) and the cells chosen in each of the N cycles (``[N, k]``). Its 
     log π(action, cells | s) = log π(move | s) + Σ_n log π(A_n | s_n)          (joint_log_prob)
 
 so PPO clips the ratio of the whole reasoning step (or, with ``agent.selection.clip``, the move's
-and the cells' ratios each on its own; acting also stores the cells' part as ``log_prob_cells``). The cells of cycle n are drawn *inside* the
-backbone, because cycle n's scores depend on what the cells chosen in earlier cycles wrote.
+and the cells' ratios each on its own; acting also stores the cells' part as ``log_prob_cells``).
+The cells of cycle n are drawn *inside* the backbone, because cycle n's scores depend on what the
+cells chosen in earlier cycles wrote.
 
 Acting (:class:`HRMPolicy` as a TensorDict module, e.g. in a ``Collector``) draws the move and the
 cells (top move and top-k cells under ``ExplorationType.DETERMINISTIC``) and writes ``action``,
 ``cells`` (with ``log_prob_cells``, its part of the log-probability, and ``cells_greedy``, the
-top-k cells by score per cycle), ``log_prob``, ``value_pred``, the next carry under ``"next"`` and, when
-``keep_resume`` is set, the state where the segment's tracked part starts under ``"resume"``.
+top-k cells by score per cycle), ``log_prob``, ``value_pred``, the next carry under ``"next"``
+and, when ``keep_resume`` is set, the state where the segment's tracked part starts under
+``"resume"``.
 Replaying (:meth:`HRMPolicy.replay`) runs a stored step again with its cells forced: from the
 stored ``resume`` state (only what carries gradient is recomputed) or, with ``resume=False``, the
 whole segment from the stored input carry. Both give the collected log-probability back.

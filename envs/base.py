@@ -241,5 +241,7 @@ def fill_naked_singles(rules: PuzzleRules, boards: torch.Tensor) -> torch.Tensor
         single = (legal.sum(dim=-1) == 1) & (boards == 0)
         if not single.any():
             break
-        boards = torch.where(single, legal.to(torch.uint8).argmax(dim=-1).to(boards.dtype) + 1, boards)
+        boards = torch.where(
+            single, legal.to(torch.uint8).argmax(dim=-1).to(boards.dtype) + 1, boards
+        )
     return boards

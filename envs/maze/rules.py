@@ -94,13 +94,11 @@ class MazeRules(PuzzleRules):
         longest = default_min_path(self.size) - 1  # the easier bands end below the default
         bands = min(num_levels - 1, longest)
         edges = [1 + (i * longest) // bands for i in range(bands + 1)] if bands else []
-        levels = [
-            {"min_path": edges[i], "max_path": edges[i + 1] - 1} for i in range(bands)
-        ]
+        levels = [{"min_path": edges[i], "max_path": edges[i + 1] - 1} for i in range(bands)]
         return levels + [{}]
 
     def constraint_graph(self) -> torch.Tensor:
-        """``bool[1, L, L]``: 4-neighbours (and each cell with itself): a path moves between them."""
+        """``bool[1, L, L]``: 4-neighbours (and each cell with itself), where a path moves."""
         rows = torch.arange(self.num_positions) // self.width
         cols = torch.arange(self.num_positions) % self.width
         steps = (rows[:, None] - rows[None]).abs() + (cols[:, None] - cols[None]).abs()

@@ -19,7 +19,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from hrm_rl.bench.ranks import add_run_arguments, check_iterations, measure
+from hrm_rl.bench.ranks import add_run_arguments, add_variants_argument, check_iterations, measure
 
 VARIANTS = {  # name -> (label, overrides)
     "before": (
@@ -45,14 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m hrm_rl.bench ppo``."""
     add_run_arguments(parser, iterations=4)
     parser.add_argument("--repeats", type=int, default=1, help="rounds over all variants")
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        default=list(VARIANTS),
-        choices=list(VARIANTS),
-        metavar="NAME",
-        help=f"which variants, in order (default: all): {', '.join(VARIANTS)}",
-    )
+    add_variants_argument(parser, VARIANTS, "variants")
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -27,6 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, iterations=6)
 
 
+def add_variants_argument(parser: argparse.ArgumentParser, variants: dict, what: str) -> None:
+    """``--variants NAME ...``: which of ``variants`` to run, in order (default: all)."""
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(variants),
+        choices=list(variants),
+        metavar="NAME",
+        help=f"which {what}, in order (default: all): {', '.join(variants)}",
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, iterations: int) -> None:
     """``--env``, ``--iterations``, ``--device``, ``--set``: what :func:`measure` reads."""
     parser.add_argument("--env", default="sudoku", help="env config name (default: 9x9 Sudoku)")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hrm_rl.bench.ranks import add_variants_argument
 from hrm_rl.envs.sudoku.rules import SudokuRules
 from hrm_rl.models import HRM, HRMConfig
 
@@ -38,14 +39,7 @@ GIVENS = (22, 36)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m hrm_rl.bench singles``."""
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        default=list(VARIANTS),
-        choices=list(VARIANTS),
-        metavar="NAME",
-        help=f"which model variants, in order (default: all): {', '.join(VARIANTS)}",
-    )
+    add_variants_argument(parser, VARIANTS, "model variants")
     parser.add_argument("--steps", type=int, default=600, help="Adam steps per variant")
     parser.add_argument("--every", type=int, default=100, help="evaluate every this many steps")
     parser.add_argument("--batch", type=int, default=256, help="states per step")

@@ -223,7 +223,9 @@ class HRM(nn.Module):
         if graph is None:
             graph = torch.ones(1, L, L, dtype=torch.bool)
         if graph.dim() != 3 or tuple(graph.shape[1:]) != (L, L):
-            raise ValueError(f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}")
+            raise ValueError(
+                f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}"
+            )
         return HeadMasks(graph, cfg.num_heads, cfg.prefix_tokens)
 
     # --- carry ------------------------------------------------------------------------------

@@ -175,7 +175,8 @@ class RotaryEmbedding(nn.Module):
         cls, head_dim: int, grid_shape: tuple[int, int], prefix: int, base: float = 10000.0
     ) -> RotaryEmbedding:
         """2-D RoPE for ``prefix`` tokens followed by a ``rows × cols`` grid read row by row:
-        grid position p sits at (row p // cols + 1, column p % cols + 1), prefix tokens at (0, 0)."""
+        grid position p sits at (row p // cols + 1, column p % cols + 1), prefix tokens at
+        (0, 0)."""
         rows, cols = grid_shape
         cells = torch.arange(rows * cols)
         grid = torch.stack([cells // cols + 1, cells % cols + 1], dim=1)

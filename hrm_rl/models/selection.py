@@ -213,8 +213,8 @@ class TopKSelection(Distribution):
     - ``entropy`` under ``law="set"`` is exact (:func:`exact_set_entropy`) up to the same
       ``EXACT_ENTROPY_MAX_TUPLES`` terms; above that it is the ordered estimate below minus
       log k! (floored at 0): a rough estimate, exact only when every order is equally likely.
-      Under ``law="ordered"`` it is exact when N! / (N − k)! <= ``EXACT_ENTROPY_MAX_TUPLES`` (4096; N = 16,
-      k = 3 gives 3360), computed by the chain rule over all ordered prefixes
+      Under ``law="ordered"`` it is exact when N! / (N − k)! <= ``EXACT_ENTROPY_MAX_TUPLES``
+      (4096; N = 16, k = 3 gives 3360), computed by the chain rule over all ordered prefixes
       (:func:`exact_entropy`). Above that it is the deterministic chain-rule estimate along the
       top-k path, Σ_j H(softmax over the cells not yet chosen at step j)
       (:func:`greedy_path_entropy`): exact for the first step, an approximation afterwards.
@@ -341,6 +341,4 @@ class TopKSelection(Distribution):
 
     def __repr__(self) -> str:
         batch = tuple(self.batch_shape)
-        return (
-            f"TopKSelection(batch_shape={batch}, N={self.num_cells}, k={self.k}, law={self.law})"
-        )
+        return f"TopKSelection(batch_shape={batch}, N={self.num_cells}, k={self.k}, law={self.law})"

@@ -161,6 +161,6 @@ def test_naked_singles_are_filled_with_the_solution_until_none_is_left():
     solution = torch.as_tensor(puzzles.solutions[:, 0], dtype=torch.long)
     filled = rules.fill_forced(boards)
     assert ((filled == 0) | (filled == solution)).all()  # every filled value is the solution's
-    assert ((filled != 0).sum() > (boards != 0).sum())
+    assert (filled != 0).sum() > (boards != 0).sum()
     legal = rules.legal_mask(filled)
     assert not ((legal.sum(dim=-1) == 1) & (filled == 0)).any()  # no naked single left
