@@ -136,6 +136,8 @@ def test_the_supervised_agent_trains_data_parallel_too(tmp_path):
         "agent.segments=2",
         "env=sudoku4x4",
         "env.action_mode=grid",
+        "model.attention=graph",  # graph attention and 2-D positions under torch.distributed too
+        "model.pos_encoding=rope2d",
         "batch_size=8",
         "total_frames=64",
         "eval.every=0",
