@@ -126,7 +126,6 @@ class HRMOutput:
     selection_log_probs: torch.Tensor  # [B, N]: log π(A_n | s_n) per cycle ([B, 0] without)
     selection_entropy: torch.Tensor  # [B]: Σ_n H(π(· | s_n)) (see TopKSelection.entropy)
     selection_scores: torch.Tensor | None  # [B, N, N_choosable]: the policy's scores per cycle
-    selection_probs: torch.Tensor | None  # [B, N, N_c]: softmax of the cell scores per cycle
     aux_losses: dict[str, torch.Tensor]  # diverse, balance, selfsup (unweighted)
     cell_usage: torch.Tensor | None  # [N_c]: how often each cell was active in this call
     # with keep_resume, where the tracked part of the segment starts (see HRM.forward): z_H, z_L,
@@ -361,9 +360,9 @@ class HRM(nn.Module):
             else:
                 h_hat = self.H_update.combine(z_H, z_L)  # ĥ = LN(z_H + z_L)
                 chosen, weights = self._choose(trace, h_hat, cells, draw, n)
-                z_H, cells, reads = self.H_update(z_H, z_L, cells, h_hat, chosen, weights)
+                z_H, cells, reads, delta_z = self.H_update(z_H, z_L, cells, h_hat, chosen, weights)
                 if torch.is_grad_enabled() and trace.scores:  # multicell: for L_selfsup
-                    trace.reads.append((weights, reads))
+                    trace.reads.append((weights, reads, delta_z))
         return {"z_H": z_H, "z_L": z_L} | ({} if cells is None else {"cells": cells})
 
     def _choose(self, trace: CycleTrace, h_hat, cells, draw: Draw, n: int):
@@ -439,7 +438,6 @@ class HRM(nn.Module):
             selection_log_probs=z_H.new_zeros(B, 0),
             selection_entropy=z_H.new_zeros(B),
             selection_scores=None,
-            selection_probs=None,
             aux_losses={},
             cell_usage=None,
             resume=prefix,
@@ -458,7 +456,6 @@ class HRM(nn.Module):
         else:
             out.selection_log_probs = scores.new_zeros(B, cfg.N)
         out.selection_scores = choosable
-        out.selection_probs = probs
         active = self._full_selection(chosen.view(B * cfg.N, -1))
         out.cell_usage = torch.bincount(active.reshape(-1), minlength=cfg.num_cells)
         out.aux_losses = {
@@ -492,7 +489,8 @@ class Draw(NamedTuple):
 class CycleTrace:
     """The cycles of one segment as the selection policy saw them (``multicell``): per cycle
     the inputs of the scores (ĥ and the cells), the scores ``[B, N_c]`` and the choice
-    ``[B, k]``; and for the cycles with gradient the weights and per-cell reads (L_selfsup)."""
+    ``[B, k]``; and for the cycles with gradient the weights, the per-cell reads and their
+    weighted sum Δz (L_selfsup)."""
 
     h_hat: list = field(default_factory=list)
     cells: list = field(default_factory=list)
@@ -509,9 +507,8 @@ class CycleTrace:
     def selfsup_loss(self, like: torch.Tensor) -> torch.Tensor:
         """``L_selfsup`` averaged over the cycles with gradient (0 when none has)."""
         losses = []
-        for weights, reads in self.reads:  # [B, k], [B, k, S, d]
+        for weights, reads, delta_z in self.reads:  # [B, k], [B, k, S, d], [B, S, d]
             B = reads.shape[0]
-            delta_z = (weights.view(B, -1, 1, 1).to(reads.dtype) * reads).sum(dim=1)
             best = weights.argmax(dim=1).view(B, 1, 1, 1).expand(B, 1, *reads.shape[2:])
             losses.append(selfsup_loss(delta_z, reads.gather(1, best).squeeze(1)))
         return torch.stack(losses).mean() if losses else like.new_zeros(())

@@ -113,12 +113,13 @@ class MemoryUpdate(nn.Module):
         h_hat: torch.Tensor,
         selection: torch.Tensor,
         weights: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One H update: read the selected cells, update z_H, write back the selected cells.
 
         ``cells`` is ``[B, N_c, 1+C, d]``, ``selection`` the chosen cell indices ``[B, k]`` and
-        ``weights`` their mixing weights α ``[B, k]``. Returns ``(z_H, cells, reads)`` where
-        ``reads`` ``[B, k, S, d]`` are the per-cell retrievals (for the self-supervised loss).
+        ``weights`` their mixing weights α ``[B, k]``. Returns ``(z_H, cells, reads, delta_z)``
+        where ``reads`` ``[B, k, S, d]`` are the per-cell retrievals and ``delta_z`` their
+        α-weighted sum, what z_H received (both for the self-supervised loss).
         """
         B, k = selection.shape
         index = selection.view(B, k, 1, 1).expand(B, k, *cells.shape[2:])
@@ -133,7 +134,7 @@ class MemoryUpdate(nn.Module):
         delta_m = self.write(self.norm(flat), keys)  # [B·k, 1+C, d]
         written = self.norm(flat + delta_m + self.cell_ffn(self.norm(flat + delta_m)))
         cells = cells.scatter(1, index, written.view(B, k, C, d).to(cells.dtype))
-        return z_H, cells, reads
+        return z_H, cells, reads, delta_z
 
 
 # --- auxiliary losses (each returned separately; the agent weights them) ---------------------

@@ -189,7 +189,7 @@ def test_sampled_selections_vary_and_deterministic_mode_is_top_k():
         }
         greedy = model(tokens, carry, candidates, deterministic=True)
     assert len(draws) > 1
-    first_scores = greedy.selection_probs[:, 0]
+    first_scores = greedy.selection_scores[:, 0]
     assert torch.equal(greedy.selections[:, 0], first_scores.topk(2, dim=1).indices)
 
 
