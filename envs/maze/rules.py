@@ -86,12 +86,10 @@ class MazeRules(PuzzleRules):
 
     def difficulty_levels(self, num_levels: int = 5) -> list[dict]:
         """Bands of the shortest S–G path length from 1 move up to just below the generator's
-        default minimum (H + W − 2), then the default (at least H + W − 2 moves)."""
-        from hrm_rl.envs.maze.generator import default_min_path
-
+        default minimum (H + W − 2, ``generator.default_min_path``), then the default."""
         if num_levels < 1:
             raise ValueError(f"num_levels must be at least 1, got {num_levels}")
-        longest = default_min_path(self.size) - 1  # the easier bands end below the default
+        longest = self.height + self.width - 3  # the easier bands end below the default
         bands = min(num_levels - 1, longest)
         edges = [1 + (i * longest) // bands for i in range(bands + 1)] if bands else []
         levels = [{"min_path": edges[i], "max_path": edges[i + 1] - 1} for i in range(bands)]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet, fill_naked_singles, same_group
+from hrm_rl.envs.curriculum import blank_levels
 from hrm_rl.envs.registration import register_family
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -155,8 +156,6 @@ class SudokuRules(PuzzleRules):
     def difficulty_levels(self, num_levels: int = 5) -> list[dict]:
         """Givens ranges from few blanks up to the generator's default range
         (:func:`hrm_rl.envs.curriculum.blank_levels`)."""
-        from hrm_rl.envs.curriculum import blank_levels
-
         return [{"givens": level} for level in blank_levels(self, num_levels)]
 
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
