@@ -38,14 +38,19 @@ VARIANTS = {  # name -> (label, overrides)
     ),
     "defaults_recompute": ("defaults, recompute", ["agent.replay=recompute"]),
     "defaults": ("defaults (resume)", []),
+    # the memory's cost (issue 15: multicell at most 1.15x bicross per frame): run these with
+    # --variants bicross defaults multicell_set
+    "bicross": ("defaults, bicross memory", ["model.h_module=bicross"]),
+    "multicell_set": ("defaults, multicell, set law", ["model.selection_law=set"]),
 }
+DEFAULT_VARIANTS = ["before", "resume_4x512", "defaults_recompute", "defaults"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m hrm_rl.bench ppo``."""
     add_run_arguments(parser, iterations=4)
     parser.add_argument("--repeats", type=int, default=1, help="rounds over all variants")
-    add_variants_argument(parser, VARIANTS, "variants")
+    add_variants_argument(parser, VARIANTS, "variants", default=DEFAULT_VARIANTS)
 
 
 def run(args: argparse.Namespace) -> dict:

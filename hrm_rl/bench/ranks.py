@@ -27,15 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, iterations=6)
 
 
-def add_variants_argument(parser: argparse.ArgumentParser, variants: dict, what: str) -> None:
+def add_variants_argument(
+    parser: argparse.ArgumentParser, variants: dict, what: str, default: list | None = None
+) -> None:
     """``--variants NAME ...``: which of ``variants`` to run, in order (default: all)."""
+    default = list(variants) if default is None else default
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=list(variants),
+        default=default,
         choices=list(variants),
         metavar="NAME",
-        help=f"which {what}, in order (default: all): {', '.join(variants)}",
+        help=f"which {what}, in order (default: {', '.join(default)}; also: "
+        f"{', '.join(v for v in variants if v not in default) or 'none'})",
     )
 
 
