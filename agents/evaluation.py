@@ -59,8 +59,8 @@ def play_first_episodes(
     final_board = tensordict["board"].clone()  # [P, L]
     with set_exploration_type(exploration):
         for _ in range(max_steps):
-            tensordict = actor(tensordict)
             playing = ~finished
+            tensordict = _act_where(actor, tensordict, playing)
             if multicell:
                 chosen = tensordict["cells"][playing].long()  # [P', N, k]
                 cell_counts += torch.bincount(chosen.flatten(), minlength=cell_counts.numel())
@@ -81,6 +81,25 @@ def play_first_episodes(
         cell_counts=cell_counts.cpu().numpy() if multicell else None,
         seconds=time.perf_counter() - start,
     )
+
+
+def _act_where(actor: torch.nn.Module, tensordict, playing: torch.Tensor):
+    """The actor's step for the rows still ``playing`` only (the model is the cost); the other
+    rows, whose first episode is over, get any legal move and keep their carry."""
+    if bool(playing.all()):
+        return actor(tensordict)
+    acted = actor(tensordict[playing])
+    for key in actor.out_keys:
+        if isinstance(key, tuple) and key[0] == "next":  # the carry: unchanged where idle
+            full = tensordict.get(key[1]).clone()
+        elif key == "action":  # idle rows: the first legal placement
+            full = tensordict["action_mask"].to(torch.uint8).argmax(dim=-1)
+        else:
+            value = acted.get(key)
+            full = value.new_zeros(tensordict.batch_size + value.shape[1:])
+        full[playing] = acted.get(key).to(full.dtype)
+        tensordict.set(key, full)
+    return tensordict
 
 
 def greedy_solve_rate(
