@@ -219,8 +219,9 @@ class HeadMasks(nn.Module):
 
     Built from a constraint graph ``bool[R, L, L]`` (R kinds of relation between the L board
     positions): with one relation every head follows it; with R > 1 head 0 follows their union
-    and heads 1..R one relation each (then round again). The P prefix tokens see and are seen by
-    every token, and every token sees itself.
+    and heads 1..R one relation each (then round again; with fewer than R + 1 heads every head
+    follows the union). The P prefix tokens see and are seen by every token, and every token sees
+    itself.
     """
 
     def __init__(self, graph: torch.Tensor, num_heads: int, prefix: int) -> None:
@@ -229,6 +230,8 @@ class HeadMasks(nn.Module):
             raise ValueError(f"HeadMasks: graph must be bool[R, L, L], got {tuple(graph.shape)}")
         graph = graph.bool().cpu()
         kinds = [graph[0]] if graph.shape[0] == 1 else [graph.any(dim=0), *graph]
+        if num_heads < len(kinds):  # too few heads for one per relation: all follow the union
+            kinds = [graph.any(dim=0)]
         L = graph.shape[1]
         S = prefix + L
         masks = torch.ones(num_heads, S, S, dtype=torch.bool)

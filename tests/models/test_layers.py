@@ -163,6 +163,8 @@ def test_head_masks_give_union_then_one_relation_per_head_and_open_prefix():
     assert torch.equal(mask[2, 1:, 1:], second | eye)
     assert torch.equal(mask[3, 1:, 1:], first | second | eye)  # round again: the union
     assert mask[:, 0].all() and mask[:, :, 0].all()  # the prefix token sees and is seen by all
+    few = HeadMasks(torch.stack([first, second]), num_heads=2, prefix=0).mask
+    assert torch.equal(few[0], first | second | eye) and torch.equal(few[1], few[0])
 
 
 def test_graph_attention_only_mixes_related_positions():
