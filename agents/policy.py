@@ -171,9 +171,8 @@ class HRMPolicy(TensorDictModuleBase):
         cfg = self.model.config
         if not self.with_cells or cfg.cell_choice != "policy":  # no policy: nothing to spread
             return 0.0
-        choosable = cfg.num_cells - int(cfg.always_active_first)
         count = math.comb if cfg.selection_law == "set" else math.perm
-        return cfg.N * math.log(count(choosable, cfg.top_k))
+        return cfg.N * math.log(count(self.num_choosable_cells, cfg.top_k))
 
     def uses_bf16(self, board: torch.Tensor) -> bool:
         """``auto``: bf16 autocast on CUDA only; ``bf16``: on any device; ``fp32``: never."""

@@ -303,7 +303,7 @@ def parameter_groups(model: HRM, config: PPOConfig) -> list[dict]:
     return groups
 
 
-def rollout_metrics(data: TensorDictBase, num_cells: int = 0) -> dict[str, float]:
+def rollout_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
     """What sampled play did in a collected ``[B, T]`` batch: mistakes per step (an episode that
     ended neither solved nor truncated) and the share of finished episodes solved."""
     done = data["next", "done"].view(-1)
@@ -320,15 +320,14 @@ def rollout_metrics(data: TensorDictBase, num_cells: int = 0) -> dict[str, float
 
 
 def selection_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
-    """How the cells were used in a collected ``[B, T]`` batch: each of ``num_cells`` choosable
-    cells' share of
-    the sampled picks (``cell_usage_i``; 1/N_c each when uniform), and how often the greedy
+    """How the cells were used in a collected ``[B, T]`` batch: each of the ``num_cells``
+    choosable cells' share of the sampled picks (``cell_usage_i``; 1/N_c each when uniform),
+    and how often the greedy
     (top-k by score) set changes from one cycle to the next within a step
     (``greedy_cells_change_cycle``) and from one step to the next within an episode, in the
     first cycle (``greedy_cells_change_step``)."""
     cells = data["cells"].long()  # [B, T, N, k]
     greedy = data["cells_greedy"]  # [B, T, N, k], each set sorted
-    num_cells = max(num_cells, int(max(cells.max(), greedy.max())) + 1)
     usage = torch.bincount(cells.reshape(-1), minlength=num_cells).float()
     metrics = {f"cell_usage_{i}": float(u) for i, u in enumerate(usage / usage.sum())}
     if greedy.shape[2] > 1:

@@ -216,11 +216,9 @@ class HRM(nn.Module):
 
     def _head_masks(self, graph: torch.Tensor | None) -> HeadMasks | None:
         cfg = self.config
-        if cfg.attention == "full":
+        if cfg.attention == "full" or graph is None:  # no graph: every pair, i.e. no mask
             return None
         L = cfg.num_positions
-        if graph is None:
-            graph = torch.ones(1, L, L, dtype=torch.bool)
         if graph.dim() != 3 or tuple(graph.shape[1:]) != (L, L):
             raise ValueError(
                 f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}"

@@ -334,6 +334,7 @@ def test_graph_attention_without_a_graph_is_full_attention(h_module):
     outputs = []
     for attention in ("full", "graph"):
         model = make_model(h_module=h_module, attention=attention)
+        assert model.L_net.blocks[0].attn.masks is None  # nothing to restrict: no masked SDPA
         out = model(tokens, model.initial_carry(5), candidates, deterministic=True)
         outputs.append(out.move_logits)
     assert torch.allclose(*outputs, atol=1e-6)
