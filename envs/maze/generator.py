@@ -217,8 +217,8 @@ def generate(
         raise ValueError(f"mazes need at least 3x3 cells, got {height}x{width}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if min_path < 1:
-        raise ValueError(f"min_path must be at least 1 move, got {min_path}")
+    if min_path < 2:  # S next to G leaves no path cell to place: nothing to solve
+        raise ValueError(f"min_path must be at least 2 moves, got {min_path}")
     if max_path is not None and max_path < min_path:
         raise ValueError(f"max_path must be at least min_path={min_path}, got {max_path}")
     for name, p in (("loops", loops), ("open_squares", open_squares)):

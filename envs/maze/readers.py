@@ -124,6 +124,8 @@ class _MazeCollector:
         shortest = int(distances_from(grid != WALL, start)[goal])
         if shortest < 0:
             raise ValueError(f"{where}: G is unreachable from S (walls cut every route)")
+        if shortest < 2:
+            raise ValueError(f"{where}: S is next to G, so the maze has no path cell to place")
         along = int(distances_from((solved != WALL) & (solved != BLANK), start)[goal])
         placed = int((solved == PATH).sum())
         if placed != shortest - 1 or along != shortest:

@@ -85,13 +85,15 @@ class MazeRules(PuzzleRules):
         return self.size
 
     def difficulty_levels(self, num_levels: int = 5) -> list[dict]:
-        """Bands of the shortest S–G path length from 1 move up to just below the generator's
-        default minimum (H + W − 2, ``generator.default_min_path``), then the default."""
+        """Bands of the shortest S–G path length from 2 moves (one path cell to place) up to just
+        below the generator's default minimum (H + W − 2, ``generator.default_min_path``), then
+        the default."""
         if num_levels < 1:
             raise ValueError(f"num_levels must be at least 1, got {num_levels}")
-        longest = self.height + self.width - 3  # the easier bands end below the default
-        bands = min(num_levels - 1, longest)
-        edges = [1 + (i * longest) // bands for i in range(bands + 1)] if bands else []
+        shortest, longest = 2, self.height + self.width - 3  # the easier bands end below default
+        bands = min(num_levels - 1, longest - shortest + 1)
+        span = longest - shortest + 1
+        edges = [shortest + (i * span) // bands for i in range(bands + 1)] if bands else []
         levels = [{"min_path": edges[i], "max_path": edges[i + 1] - 1} for i in range(bands)]
         return levels + [{}]
 

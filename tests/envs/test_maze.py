@@ -336,6 +336,11 @@ def test_augment_moves_board_and_solutions_together_and_keeps_them_valid():
 # --- generator ---------------------------------------------------------------------------------
 
 
+def test_generator_refuses_a_maze_with_nothing_to_place():
+    with pytest.raises(ValueError, match="min_path must be at least 2 moves"):
+        generate(np.random.default_rng(0), 1, size=(7, 7), min_path=1)
+
+
 def test_generator_is_seeded_and_respects_min_path():
     a = generate(np.random.default_rng(7), 40, size=(9, 9), min_path=20)
     b = generate(np.random.default_rng(7), 40, size=(9, 9), min_path=20)
@@ -413,8 +418,9 @@ def test_reader_reads_a_good_file(tmp_path):
         ("S   ###     G## ", "Sooo###o oooG## ", 2, "not a shortest S–G path"),
         ("S   ########G## ", "Sooo########G## ", 2, "G is unreachable"),
         ("S o ###     G## ", "Sooo###oooooG## ", 2, "holds a path cell 'o'"),
+        ("SG  ###     ### ", "SG  ###     ### ", 2, "S is next to G"),
     ],
-    ids=["length", "character", "two-S", "no-G", "differs", "not-shortest", "unreachable", "o"],
+    ids=["length", "character", "two-S", "no-G", "differs", "not-shortest", "unreachable", "o", "S-G"],
 )
 def test_reader_names_file_line_and_reason(tmp_path, question, answer, line, reason):
     good_q, good_a = small_maze()
