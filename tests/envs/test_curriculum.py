@@ -302,7 +302,7 @@ def test_maze_levels_are_shortest_path_bands_and_mix_plays_them_all():
         low, high = level.get("min_path", 12), level.get("max_path", 10**6)
         assert ((band >= low) & (band <= high)).all(), (k, band.tolist())
     boards = torch.as_tensor(bank.boards, dtype=torch.long)
-    assert rules.legal_mask(boards).flatten(1).any(-1).all()  # every maze, even the shortest, has a move
+    assert rules.legal_mask(boards).flatten(1).any(-1).all()  # even the shortest have a move
     state = curriculum.state_dict()
     torch.save(state, "/dev/null")  # storable as plain types
     Curriculum(rules, "mix", bank_size=50, seed=0).load_state_dict(state)

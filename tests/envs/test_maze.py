@@ -420,7 +420,17 @@ def test_reader_reads_a_good_file(tmp_path):
         ("S o ###     G## ", "Sooo###oooooG## ", 2, "holds a path cell 'o'"),
         ("SG  ###     ### ", "SG  ###     ### ", 2, "S is next to G"),
     ],
-    ids=["length", "character", "two-S", "no-G", "differs", "not-shortest", "unreachable", "o", "S-G"],
+    ids=[
+        "length",
+        "character",
+        "two-S",
+        "no-G",
+        "differs",
+        "not-shortest",
+        "unreachable",
+        "o",
+        "S-G",
+    ],
 )
 def test_reader_names_file_line_and_reason(tmp_path, question, answer, line, reason):
     good_q, good_a = small_maze()
