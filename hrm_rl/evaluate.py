@@ -25,17 +25,14 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torchrl.envs.utils import ExplorationType
 
 from hrm_rl.agents.evaluation import play_first_episodes
-from hrm_rl.agents.policy import HRMPolicy
 from hrm_rl.agents.supervised import play_supervised
-from hrm_rl.checkpoint import CheckpointError, load_checkpoint
+from hrm_rl.build import env_options, held_out_puzzles, load_policy
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.models import HRM
-from hrm_rl.train import agent_name, build_model, env_options, held_out_puzzles
 
 log = logging.getLogger("hrm_rl.evaluate")
 
@@ -71,31 +68,6 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
         if number < (0 if key == "seed" else 1):
             raise ValueError(f"{key} must be at least {0 if key == 'seed' else 1}, got {number}")
     return options
-
-
-def load_policy(
-    path: str | Path, device: torch.device
-) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module | None]:
-    """Config, rules, model (EMA weights when the run kept them) and greedy-capable actor (None
-    for a supervised checkpoint, which plays whole-board proposals without an env)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"{path}: no such checkpoint file; pass checkpoint=PATH to the checkpoint.pt a "
-            "training run wrote (its path is the last line python -m hrm_rl.train prints)"
-        )
-    checkpoint = load_checkpoint(path, map_location=device)
-    if "config" not in checkpoint or "model" not in checkpoint:
-        raise CheckpointError(f"{path}: no 'config' or 'model' entry; not a training checkpoint")
-    cfg = OmegaConf.create(checkpoint["config"])
-    rules = rules_from_config(cfg.env)
-    model = build_model(rules, cfg.model, device)
-    weights = checkpoint.get("ema") or checkpoint["model"]
-    model.load_state_dict(weights)
-    model.eval()
-    if agent_name(cfg.agent) == "supervised":
-        return cfg, rules, model, None
-    actor = HRMPolicy(model, OmegaConf.select(cfg, "agent.precision", default="auto"))
-    return cfg, rules, model, actor
 
 
 def evaluate(

@@ -41,13 +41,19 @@ from hrm_rl.agents.supervised import (
     SupervisedConfig,
     play_supervised,
 )
+from hrm_rl.build import (
+    agent_name,
+    build_model,
+    env_options,
+    held_out_puzzles,
+    make_curriculum,
+)
 from hrm_rl.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from hrm_rl.distributed import World, init_world, parameter_digest
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
-from hrm_rl.envs.curriculum import Curriculum
 from hrm_rl.envs.registration import register_hydra_configs, rules_from_config
-from hrm_rl.models import HRM, HRMConfig
+from hrm_rl.models import HRM
 from hrm_rl.run_logging import RunLogger
 
 log = logging.getLogger("hrm_rl.train")
@@ -56,13 +62,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CURVES_FILE = "learning_curves.png"
 # time_budget.clock: elapsed time, or this process's CPU time (all threads together)
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-# The held-out bank does not depend on `seed`, so that runs of different seeds compare.
-HELD_OUT_SEED = 20_240_917
 CURVE_KEYS = {
     "ppo": ["ppo/loss_objective", "ppo/entropy_move", "ppo/approx_kl", "ppo/lr"],
     "supervised": ["supervised/loss_cells", "supervised/loss_halt", "supervised/lr"],
 }
-AGENTS = tuple(CURVE_KEYS)  # agent.name
 
 
 def train(cfg: DictConfig) -> Path:
@@ -484,15 +487,6 @@ class SupervisedFeed:
         pass
 
 
-def agent_name(agent_cfg: DictConfig) -> str:
-    """``agent.name``: ``ppo`` (also for configs written before the key existed) or
-    ``supervised``."""
-    name = agent_cfg.get("name", "ppo")
-    if name not in AGENTS:
-        raise ValueError(f"agent.name must be one of {AGENTS}, got {name!r}")
-    return name
-
-
 def rank_state(checkpoint: dict, rank: int) -> dict | None:
     """The episode and RNG state ``rank`` saved in ``checkpoint`` (rank 0's lies at the top
     level, as in checkpoints of one-process runs), or None when that rank was not in the run."""
@@ -530,32 +524,6 @@ def crossed(previous: int, frames: int, every: int) -> bool:
     return every > 0 and frames // every > previous // every
 
 
-def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curriculum:
-    """The training bank's curriculum; ``env.givens`` pins one difficulty (curriculum off only)."""
-    options = env_cfg.curriculum
-    mode, levels, fixed_level = options.mode, None, options.level
-    if env_cfg.givens is not None:
-        if mode != "off":
-            raise ValueError(
-                f"env.givens={list(env_cfg.givens)} sets one difficulty, but "
-                f"env.curriculum.mode={mode}; use env.curriculum.mode=off with env.givens, or "
-                "env.givens=null to let the curriculum choose the givens"
-            )
-        mode, levels, fixed_level = "fixed", [{"givens": tuple(env_cfg.givens)}], 0
-    return Curriculum(
-        rules,
-        mode,
-        levels=levels,
-        fixed_level=fixed_level,
-        threshold=options.threshold,
-        window=options.window,
-        bank_size=env_cfg.bank_size,
-        seed=seed,
-        generator_options={k: v for k, v in generator_options(env_cfg).items() if k != "givens"},
-        stuck_share=options.get("stuck_share", 0.0),
-    )
-
-
 def evaluate(
     actor: torch.nn.Module,
     model: HRM,
@@ -567,38 +535,6 @@ def evaluate(
     """Greedy play of every held-out puzzle once: the share solved in its first episode."""
     result = greedy_solve_rate(actor, model, rules, puzzles, device, **env_options(env_cfg))
     return {f"eval/{key}": value for key, value in result.items()}
-
-
-def env_options(env_cfg: DictConfig) -> dict:
-    """The env config's action mode and rewards, as ``BatchedPuzzleEnv`` keyword arguments."""
-    return {
-        "action_mode": env_cfg.action_mode,
-        "solve_bonus": env_cfg.solve_bonus,
-        "mistake_reward": env_cfg.mistake_reward,
-    }
-
-
-def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device) -> HRM:
-    """The HRM the ``model`` config describes, sized for the rules' board."""
-    options = OmegaConf.to_container(model_cfg, resolve=True)
-    config = HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **options)
-    return HRM(config, graph=rules.constraint_graph(), grid_shape=rules.grid_shape).to(device)
-
-
-def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> PuzzleSet:
-    """The held-out split: seed-independent, at the env's difficulty (``givens`` or default)."""
-    return rules.generate(
-        np.random.default_rng(HELD_OUT_SEED), count, held_out=True, **generator_options(env_cfg)
-    )
-
-
-def generator_options(env_cfg: DictConfig) -> dict:
-    """``env.generate`` (the family generator's keyword arguments), plus ``givens`` when set."""
-    generate = env_cfg.get("generate")
-    options = {} if generate is None else dict(OmegaConf.to_container(generate, resolve=True))
-    if env_cfg.get("givens") is not None:
-        options["givens"] = tuple(env_cfg.givens)
-    return options
 
 
 def resumed_config(cfg: DictConfig, checkpoint: dict) -> DictConfig:

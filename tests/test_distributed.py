@@ -20,10 +20,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from hrm_rl.build import build_model
 from hrm_rl.checkpoint import load_checkpoint
 from hrm_rl.distributed import World, init_world, parameter_digest
 from hrm_rl.envs.registration import rules_from_config
-from hrm_rl.train import build_model
 
 TINY_PPO = [
     "device=cpu",  # gloo CPU ranks, also where a GPU is present

@@ -3,7 +3,7 @@
 ``python -m hrm_rl.bench compare --env sudoku4x4 --budget-minutes 3 --out docs/results/x.json``
 trains the contenders one after another (so they share the machine fairly), each in a fresh
 process with the same seed and the same env config, and evaluates each on the same held-out split
-(the one training evaluates on: ``hrm_rl.train.held_out_puzzles``). Our agents run
+(the one training evaluates on: ``hrm_rl.build.held_out_puzzles``). Our agents run
 ``python -m hrm_rl.train ... time_budget.minutes=B`` (setup and periodic evaluations count toward
 the budget) and then ``python -m hrm_rl.evaluate`` on the final checkpoint; the generic-library
 contender is :func:`hrm_rl.bench.sb3.run_maskable_ppo` on the Gymnasium env, with the same budget
@@ -278,7 +278,7 @@ def run_sb3(
 ) -> dict:
     """MaskablePPO on the same training bank and held-out split as our agents."""
     from hrm_rl.bench.sb3 import run_maskable_ppo
-    from hrm_rl.train import env_options, held_out_puzzles, make_curriculum
+    from hrm_rl.build import env_options, held_out_puzzles, make_curriculum
 
     cfg = _compose(common)
     rules = rules_from_config(cfg.env)
@@ -356,7 +356,7 @@ def _run(command: list[str]) -> str:
 def _parameters(checkpoint: Path) -> int:
     import torch
 
-    from hrm_rl.evaluate import load_policy
+    from hrm_rl.build import load_policy
 
     _, _, model, _ = load_policy(checkpoint, torch.device("cpu"))
     return model.num_parameters()

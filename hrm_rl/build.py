@@ -1,0 +1,117 @@
+"""From a run's config to the objects a run needs: rules, curriculum, held-out puzzles, model,
+and a trained policy back from its checkpoint.
+
+``hrm_rl.train``, ``hrm_rl.evaluate`` and ``hrm_rl.bench`` all build through here, so no entry
+point imports another and the three agree on what a config means.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from hrm_rl.agents.policy import HRMPolicy
+from hrm_rl.checkpoint import CheckpointError, load_checkpoint
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.envs.curriculum import Curriculum
+from hrm_rl.envs.registration import rules_from_config
+from hrm_rl.models import HRM, HRMConfig
+
+# The held-out bank does not depend on `seed`, so that runs of different seeds compare.
+HELD_OUT_SEED = 20_240_917
+AGENTS = ("ppo", "supervised")  # agent.name
+
+
+def agent_name(agent_cfg: DictConfig) -> str:
+    """``agent.name``: ``ppo`` (also for configs written before the key existed) or
+    ``supervised``."""
+    name = agent_cfg.get("name", "ppo")
+    if name not in AGENTS:
+        raise ValueError(f"agent.name must be one of {AGENTS}, got {name!r}")
+    return name
+
+
+def env_options(env_cfg: DictConfig) -> dict:
+    """The env config's action mode and rewards, as ``BatchedPuzzleEnv`` keyword arguments."""
+    return {
+        "action_mode": env_cfg.action_mode,
+        "solve_bonus": env_cfg.solve_bonus,
+        "mistake_reward": env_cfg.mistake_reward,
+    }
+
+
+def generator_options(env_cfg: DictConfig) -> dict:
+    """``env.generate`` (the family generator's keyword arguments), plus ``givens`` when set."""
+    generate = env_cfg.get("generate")
+    options = {} if generate is None else dict(OmegaConf.to_container(generate, resolve=True))
+    if env_cfg.get("givens") is not None:
+        options["givens"] = tuple(env_cfg.givens)
+    return options
+
+
+def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curriculum:
+    """The training bank's curriculum; ``env.givens`` pins one difficulty (curriculum off only)."""
+    options = env_cfg.curriculum
+    mode, levels, fixed_level = options.mode, None, options.level
+    if env_cfg.givens is not None:
+        if mode != "off":
+            raise ValueError(
+                f"env.givens={list(env_cfg.givens)} sets one difficulty, but "
+                f"env.curriculum.mode={mode}; use env.curriculum.mode=off with env.givens, or "
+                "env.givens=null to let the curriculum choose the givens"
+            )
+        mode, levels, fixed_level = "fixed", [{"givens": tuple(env_cfg.givens)}], 0
+    return Curriculum(
+        rules,
+        mode,
+        levels=levels,
+        fixed_level=fixed_level,
+        threshold=options.threshold,
+        window=options.window,
+        bank_size=env_cfg.bank_size,
+        seed=seed,
+        generator_options={k: v for k, v in generator_options(env_cfg).items() if k != "givens"},
+        stuck_share=options.get("stuck_share", 0.0),
+    )
+
+
+def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> PuzzleSet:
+    """The held-out split: seed-independent, at the env's difficulty (``givens`` or default)."""
+    return rules.generate(
+        np.random.default_rng(HELD_OUT_SEED), count, held_out=True, **generator_options(env_cfg)
+    )
+
+
+def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device) -> HRM:
+    """The HRM the ``model`` config describes, sized for the rules' board."""
+    options = OmegaConf.to_container(model_cfg, resolve=True)
+    config = HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **options)
+    return HRM(config, graph=rules.constraint_graph(), grid_shape=rules.grid_shape).to(device)
+
+
+def load_policy(
+    path: str | Path, device: torch.device
+) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module | None]:
+    """Config, rules, model (EMA weights when the run kept them) and greedy-capable actor (None
+    for a supervised checkpoint, which plays whole-board proposals without an env)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"{path}: no such checkpoint file; pass checkpoint=PATH to the checkpoint.pt a "
+            "training run wrote (its path is the last line python -m hrm_rl.train prints)"
+        )
+    checkpoint = load_checkpoint(path, map_location=device)
+    if "config" not in checkpoint or "model" not in checkpoint:
+        raise CheckpointError(f"{path}: no 'config' or 'model' entry; not a training checkpoint")
+    cfg = OmegaConf.create(checkpoint["config"])
+    rules = rules_from_config(cfg.env)
+    model = build_model(rules, cfg.model, device)
+    weights = checkpoint.get("ema") or checkpoint["model"]
+    model.load_state_dict(weights)
+    model.eval()
+    if agent_name(cfg.agent) == "supervised":
+        return cfg, rules, model, None
+    actor = HRMPolicy(model, OmegaConf.select(cfg, "agent.precision", default="auto"))
+    return cfg, rules, model, actor
