@@ -15,7 +15,8 @@ that decorated factory (or at a :class:`PuzzleFamily` object)::
     [project.entry-points."hrm_rl.puzzles"]
     latin = "my_package.latin"
 
-``import hrm_rl`` loads the plugins and registers every family's Gymnasium ids;
+``import hrm_rl`` registers every family's Gymnasium ids (plugins too) as soon as Gymnasium is
+imported (:func:`hrm_rl.envs.gym_ids.register_gym_ids`); this module itself never loads it;
 ``python -m hrm_rl.train env=<config>`` finds the families' Hydra configs.
 """
 
@@ -29,13 +30,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-import gymnasium as gym
-
 from hrm_rl.envs.base import PuzzleRules
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINT = "hrm_rl.envs.gym_env:PuzzleEnv"
 PLUGIN_GROUP = "hrm_rl.puzzles"
 BUILTIN_MODULES = ("hrm_rl.envs.sudoku.rules", "hrm_rl.envs.maze.rules")
 
@@ -80,6 +78,7 @@ class PuzzleFamily:
 
 
 FAMILIES: dict[str, PuzzleFamily] = {}
+_LISTENERS: list[Callable[[PuzzleFamily], None]] = []  # told of each family added
 _PLUGIN_ERRORS: dict[str, str] = {}  # entry-point name -> why it failed to load
 _plugins_loaded = False
 
@@ -110,8 +109,8 @@ def add_family(family: PuzzleFamily) -> None:
             f"puzzle family {family.name!r} is already registered (by {known.rules.__module__})"
         )
     FAMILIES[family.name] = family
-    if _gym_registered:
-        _register_ids(family)
+    for listener in _LISTENERS:
+        listener(family)
 
 
 def load_plugins() -> None:
@@ -174,24 +173,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_gym_registered = False
-
-
-def _register_ids(spec: PuzzleFamily) -> None:
-    for env_id, options in spec.gym_ids.items():
-        if env_id not in gym.registry:
-            gym.register(
-                env_id, entry_point=ENTRY_POINT, kwargs={"family": spec.name, **dict(options)}
-            )
-
-
-def register_gym_ids() -> None:
-    """Register the Gymnasium ids of every family, plugins included (re-calling is harmless)."""
-    global _gym_registered
-    load_plugins()
-    _gym_registered = True
-    for spec in list(FAMILIES.values()):
-        _register_ids(spec)
+def on_new_family(listener: Callable[[PuzzleFamily], None]) -> None:
+    """Call ``listener`` with every family added from now on (Gymnasium id registration)."""
+    _LISTENERS.append(listener)
 
 
 def register_hydra_configs() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +22,28 @@ def test_import_registers_the_sudoku_ids():
         env = gym.make(env_id)
         assert env.observation_space["board"].shape == (side * side,)
         assert env.action_space.n == side**3
+
+
+def python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_model_loads_without_gymnasium_or_any_puzzle_family():
+    loaded = python(
+        "import sys, hrm_rl.models\n"
+        "print('gymnasium' in sys.modules, 'hrm_rl.envs.sudoku.rules' in sys.modules)"
+    )
+    assert loaded == "False False"
+
+
+@pytest.mark.parametrize(
+    "imports", ["import hrm_rl, gymnasium as gym", "import gymnasium as gym, hrm_rl"]
+)
+def test_the_ids_are_registered_whichever_is_imported_first(imports):
+    code = f"{imports}\nprint(gym.make('hrm_rl/Maze7x7-v0').observation_space['board'].shape)"
+    assert python(code) == "(49,)"
 
 
 def test_configs_ship_as_package_data():

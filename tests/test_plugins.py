@@ -147,7 +147,9 @@ def test_a_plugin_that_fails_to_import_is_a_warning_then_named_when_requested(tm
     )
     site = pip_install(source, tmp_path / "install")
 
-    imported = run_python(site, "-c", "import hrm_rl; print('imported')", cwd=tmp_path)
+    # the plugins load when hrm_rl registers the Gymnasium ids, i.e. once Gymnasium is imported
+    script = "import hrm_rl, gymnasium; print('imported')"
+    imported = run_python(site, "-c", script, cwd=tmp_path)
     assert imported.returncode == 0 and imported.stdout.strip() == "imported"
     assert "puzzle plugin 'broken'" in imported.stderr
     assert "RuntimeError: no rules here" in imported.stderr

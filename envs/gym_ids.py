@@ -1,0 +1,34 @@
+"""The Gymnasium ids of every puzzle family (``hrm_rl/Sudoku-v0``, …, the plugins' own).
+
+``import hrm_rl`` calls :func:`register_gym_ids` once Gymnasium is imported; this module names the
+env class by its import path, so registering loads no env code.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from hrm_rl.envs.registration import FAMILIES, PuzzleFamily, load_plugins, on_new_family
+
+ENTRY_POINT = "hrm_rl.envs.gym_env:PuzzleEnv"
+_ids_registered = False
+
+
+def register_gym_ids() -> None:
+    """Register the Gymnasium ids of every family, plugins and families added later included
+    (re-calling is harmless)."""
+    global _ids_registered
+    load_plugins()
+    if not _ids_registered:
+        _ids_registered = True
+        on_new_family(_register_ids)
+    for spec in list(FAMILIES.values()):
+        _register_ids(spec)
+
+
+def _register_ids(spec: PuzzleFamily) -> None:
+    for env_id, options in spec.gym_ids.items():
+        if env_id not in gym.registry:
+            gym.register(
+                env_id, entry_point=ENTRY_POINT, kwargs={"family": spec.name, **dict(options)}
+            )
