@@ -1,10 +1,11 @@
 """A difficulty curriculum: the instance bank gets harder as the training solve rate rises.
 
 A family defines its *levels*, easiest first, as keyword arguments of its generator
-(``rules.difficulty_levels()``): Sudoku by the number of givens (:func:`blank_levels` cuts the
-blanks from a few up to the generator's default range), Maze by bands of the shortest path's
-length (``min_path``..``max_path``), a plugged family by whatever it chooses. The last level is the
-env's normal difficulty. :class:`Curriculum` picks the level whose bank the batched env plays:
+(``rules.difficulty_levels()``): Sudoku by the number of givens
+(:func:`hrm_rl.envs.sudoku.generator.blank_levels` cuts the blanks from a few up to the
+generator's default range), Maze by bands of the shortest path's length (``min_path``..
+``max_path``), a plugged family by whatever it chooses. The last level is the env's normal
+difficulty. :class:`Curriculum` picks the level whose bank the batched env plays:
 
 * ``"off"``: one level, the generator's default difficulty;
 * ``"fixed"``: the chosen ``fixed_level``;
@@ -39,80 +40,6 @@ from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 logger = logging.getLogger(__name__)
 
 CURRICULUM_MODES = ("off", "fixed", "auto", "mix")
-EASIEST_BLANKS_SHARE = 0.1  # default fewest blanks of level 0: this share of the L positions
-
-
-def _default_givens(rules: PuzzleRules) -> tuple[int, int]:
-    """The generator's default inclusive givens range for the family and size of ``rules``."""
-    if rules.name != "sudoku":
-        raise ValueError(
-            f"blank levels are defined for Sudoku only, got family {rules.name!r}; pass "
-            "levels=[(lo, hi), ...] to Curriculum for other families"
-        )
-    from hrm_rl.envs.sudoku.generator import default_givens
-
-    return default_givens(rules.box)
-
-
-def _split(first: int, last: int, parts: int) -> list[tuple[int, int]]:
-    """``first..last`` (inclusive) cut into ``parts`` contiguous non-empty ranges, in order."""
-    count = last - first + 1
-    edges = [first + (i * count) // parts for i in range(parts + 1)]
-    return [(edges[i], edges[i + 1] - 1) for i in range(parts)]
-
-
-def blank_levels(
-    rules: PuzzleRules,
-    num_levels: int = 5,
-    min_blanks: int | None = None,
-    max_blanks: int | None = None,
-) -> list[tuple[int, int]]:
-    """Inclusive givens ranges from easiest (few blanks) to hardest, for `generate(givens=)`.
-
-    With ``max_blanks=None`` the hardest level is the generator's default range for the board
-    (``DEFAULT_GIVENS``: 4..8 givens for 4x4, 10..18 for 6x6, 22..36 for 9x9), i.e. the env's
-    normal difficulty, and the other ``num_levels - 1`` levels split the blanks from
-    ``min_blanks`` up to just below it evenly. An explicit ``max_blanks`` instead splits
-    ``min_blanks..max_blanks`` evenly into ``num_levels`` levels.
-
-    Args:
-        rules: a Sudoku rules object (any box shape).
-        num_levels: how many levels, at least 1.
-        min_blanks: the fewest blanks of level 0; None uses 10% of the positions (at least 1).
-        max_blanks: the most blanks of the last level; at most ``L - default_lo`` (fewer givens
-            than the default range's low end are rarely reached by unique-solution digging,
-            e.g. 4 givens for 4x4 and ~22 for 9x9).
-
-    Returns:
-        ``num_levels`` ranges ``(lo, hi)`` of givens, each strictly below the one before.
-    """
-    size = rules.num_positions
-    default_lo, default_hi = _default_givens(rules)
-    if num_levels < 1:
-        raise ValueError(f"num_levels must be at least 1, got {num_levels}")
-    most = size - default_lo  # the most blanks unique-solution digging reliably reaches
-    if max_blanks is None:
-        # the easier levels live strictly below the default range's blanks
-        top, easier = size - default_hi - 1, num_levels - 1
-    else:
-        if not 1 <= max_blanks <= most:
-            raise ValueError(
-                f"max_blanks must lie in 1..{most} for {rules!r} (at least {default_lo} givens "
-                f"keep unique-solution generation feasible), got {max_blanks}"
-            )
-        top, easier = max_blanks, num_levels
-    if min_blanks is None:
-        min_blanks = max(1, min(round(EASIEST_BLANKS_SHARE * size), top - easier + 1))
-    if easier and not 1 <= min_blanks <= top - easier + 1:
-        raise ValueError(
-            f"min_blanks must lie in 1..{top - easier + 1} so that {easier} levels of at least "
-            f"one blank count each fit below {top + 1} blanks for {rules!r}, got {min_blanks}"
-        )
-    blanks = _split(min_blanks, top, easier) if easier else []
-    levels = [(size - hi, size - lo) for lo, hi in blanks]
-    if max_blanks is None:
-        levels.append((default_lo, default_hi))
-    return levels
 
 
 class Curriculum:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
+
 from hrm_rl.envs.base import PuzzleRules
 
 log = logging.getLogger(__name__)
@@ -180,8 +182,6 @@ def on_new_family(listener: Callable[[PuzzleFamily], None]) -> None:
 
 def register_hydra_configs() -> None:
     """Put every family's env configs that have no YAML file into Hydra's ``env`` group."""
-    from hydra.core.config_store import ConfigStore
-
     load_plugins()
     package_configs = importlib.resources.files("hrm_rl.configs") / "env"
     store = ConfigStore.instance()

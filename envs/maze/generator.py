@@ -26,7 +26,7 @@ from collections import deque
 import numpy as np
 
 from hrm_rl.envs.base import PuzzleSet
-from hrm_rl.envs.maze.rules import BLANK, GOAL, PATH, START, WALL, dihedral_maps
+from hrm_rl.envs.maze.grid import BLANK, GOAL, PATH, START, WALL, dihedral_maps
 from hrm_rl.envs.splits import canonical_key, in_test_split
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import numpy as np
 from hrm_rl.envs.base import PuzzleSet
 from hrm_rl.envs.hrm_folders import read_metadata, token_sets
 from hrm_rl.envs.maze.generator import distances_from
-from hrm_rl.envs.maze.rules import BLANK, GOAL, PATH, START, WALL
+from hrm_rl.envs.maze.grid import BLANK, GOAL, PATH, START, WALL
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Maze rules on an H×W grid, batched on torch tensors: extend a path from S to G, shortest only.
 
-Board tokens (row-major, L = H·W positions)::
+Board tokens (row-major, L = H·W positions; defined in :mod:`hrm_rl.envs.maze.grid`)::
 
     0 BLANK     open cell, not (yet) on the path   -- the "empty" value agents fill
     1 WALL      given
@@ -26,35 +26,21 @@ import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.maze.bfs import MAX_WIDTH, pack, probe_distances, reached_within
+from hrm_rl.envs.maze.generator import generate
+from hrm_rl.envs.maze.grid import (
+    BLANK,
+    GOAL,
+    NUM_TOKENS,
+    OFF_PATH,
+    PATH,
+    START,
+    WALL,
+    dihedral_maps,
+    neighbour_count,
+)
+from hrm_rl.envs.maze.readers import read_mazes
+from hrm_rl.envs.maze.render import render_ansi, render_rgb
 from hrm_rl.envs.registration import register_family
-
-BLANK, WALL, START, GOAL, PATH, OFF_PATH = 0, 1, 2, 3, 4, 5
-NUM_TOKENS = 6
-GIVEN_TOKENS = (WALL, START, GOAL)
-
-
-def neighbour_count(cells: torch.Tensor) -> torch.Tensor:
-    """``int8[B, H, W]``: how many 4-neighbours of each cell lie in ``cells`` (same shape)."""
-    x = cells.to(torch.int8)
-    count = torch.zeros_like(x)
-    count[:, 1:] += x[:, :-1]
-    count[:, :-1] += x[:, 1:]
-    count[:, :, 1:] += x[:, :, :-1]
-    count[:, :, :-1] += x[:, :, 1:]
-    return count
-
-
-def dihedral_maps(height: int, width: int) -> torch.Tensor:
-    """``int64[M, L]``: the grid symmetries that keep an H×W board's shape, as position maps.
-
-    ``new[i] = old[maps[m, i]]``. Square grids have all 8 (rotations and reflections), others the
-    4 that keep H×W: identity, the two flips and the half turn. Row 0 is the identity.
-    """
-    grid = torch.arange(height * width).view(height, width)
-    maps = [grid, grid.flip(0), grid.flip(1), grid.flip(0, 1)]
-    if height == width:
-        maps += [grid.t(), grid.t().flip(0), grid.t().flip(1), grid.t().flip(0, 1)]
-    return torch.stack([m.reshape(-1) for m in maps])
 
 
 class MazeRules(PuzzleRules):
@@ -282,14 +268,10 @@ class MazeRules(PuzzleRules):
                 f"mazes have no givens count (got givens={givens}); set the difficulty with "
                 "min_path (the shortest S–G path length, in moves) instead"
             )
-        from hrm_rl.envs.maze.generator import generate
-
         return generate(rng, n, size=self.size, min_path=min_path, held_out=held_out, **options)
 
     def read(self, path: str, **options) -> PuzzleSet:
         """Mazes from a file (see :func:`hrm_rl.envs.maze.readers.read_mazes`)."""
-        from hrm_rl.envs.maze.readers import read_mazes
-
         mazes = read_mazes(path, **options)
         if mazes.boards.shape[1] != self.num_positions:
             raise ValueError(
@@ -315,14 +297,10 @@ class MazeRules(PuzzleRules):
 
     def render_ansi(self, board: np.ndarray, givens: np.ndarray) -> str:
         """Text grid over ``# SGo`` (see :mod:`hrm_rl.envs.maze.render`)."""
-        from hrm_rl.envs.maze.render import render_ansi
-
         return render_ansi(board, self.size)
 
     def render_rgb(self, board: np.ndarray, givens: np.ndarray) -> np.ndarray:
         """Picture with one coloured square per cell (see :mod:`hrm_rl.envs.maze.render`)."""
-        from hrm_rl.envs.maze.render import render_rgb
-
         return render_rgb(board, self.size)
 
 

@@ -25,9 +25,12 @@ the same generator state gives the same transforms, and the whole batch is drawn
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from hrm_rl.envs.sudoku.rules import SudokuRules
+if TYPE_CHECKING:  # for the annotation only: rules.py imports this module
+    from hrm_rl.envs.sudoku.rules import SudokuRules
 
 
 def _random_permutations(

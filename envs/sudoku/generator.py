@@ -46,6 +46,7 @@ DEFAULT_GIVENS_SHARE = (0.30, 0.45)  # other box shapes: this share of the L pos
 DIFFICULTIES = ("any", "singles", "search")
 MODES = ("unique", "multi")
 MAX_FAILED_ATTEMPTS = 1000  # consecutive thrown-away attempts before giving up on a request
+EASIEST_BLANKS_SHARE = 0.1  # blank_levels: default fewest blanks of level 0, this share of L
 
 
 def default_givens(box: Box) -> tuple[int, int]:
@@ -55,6 +56,70 @@ def default_givens(box: Box) -> tuple[int, int]:
         return DEFAULT_GIVENS[box]
     size = (box[0] * box[1]) ** 2
     return round(DEFAULT_GIVENS_SHARE[0] * size), round(DEFAULT_GIVENS_SHARE[1] * size)
+
+
+def blank_levels(
+    box: Box = (3, 3),
+    num_levels: int = 5,
+    min_blanks: int | None = None,
+    max_blanks: int | None = None,
+) -> list[tuple[int, int]]:
+    """Inclusive givens ranges from easiest (few blanks) to hardest, for ``generate(givens=)``.
+
+    These are Sudoku's curriculum levels (``SudokuRules.difficulty_levels``). With
+    ``max_blanks=None`` the hardest level is the default range for the board (``DEFAULT_GIVENS``:
+    4..8 givens for 4x4, 10..18 for 6x6, 22..36 for 9x9), i.e. the env's normal difficulty, and
+    the other ``num_levels - 1`` levels split the blanks from ``min_blanks`` up to just below it
+    evenly. An explicit ``max_blanks`` instead splits ``min_blanks..max_blanks`` evenly into
+    ``num_levels`` levels.
+
+    Args:
+        box: ``(box_rows, box_cols)`` of the board.
+        num_levels: how many levels, at least 1.
+        min_blanks: the fewest blanks of level 0; None uses 10% of the positions (at least 1).
+        max_blanks: the most blanks of the last level; at most ``L - default_lo`` (fewer givens
+            than the default range's low end are rarely reached by unique-solution digging,
+            e.g. 4 givens for 4x4 and ~22 for 9x9).
+
+    Returns:
+        ``num_levels`` ranges ``(lo, hi)`` of givens, each strictly below the one before.
+    """
+    side = box[0] * box[1]
+    size = side * side
+    sudoku = f"{side}x{side} Sudoku (box {box[0]}x{box[1]})"  # for the error messages
+    default_lo, default_hi = default_givens(box)
+    if num_levels < 1:
+        raise ValueError(f"num_levels must be at least 1, got {num_levels}")
+    most = size - default_lo  # the most blanks unique-solution digging reliably reaches
+    if max_blanks is None:
+        # the easier levels live strictly below the default range's blanks
+        top, easier = size - default_hi - 1, num_levels - 1
+    else:
+        if not 1 <= max_blanks <= most:
+            raise ValueError(
+                f"max_blanks must lie in 1..{most} for {sudoku} (at least {default_lo} givens "
+                f"keep unique-solution generation feasible), got {max_blanks}"
+            )
+        top, easier = max_blanks, num_levels
+    if min_blanks is None:
+        min_blanks = max(1, min(round(EASIEST_BLANKS_SHARE * size), top - easier + 1))
+    if easier and not 1 <= min_blanks <= top - easier + 1:
+        raise ValueError(
+            f"min_blanks must lie in 1..{top - easier + 1} so that {easier} levels of at least "
+            f"one blank count each fit below {top + 1} blanks for {sudoku}, got {min_blanks}"
+        )
+    blanks = _split(min_blanks, top, easier) if easier else []
+    levels = [(size - hi, size - lo) for lo, hi in blanks]
+    if max_blanks is None:
+        levels.append((default_lo, default_hi))
+    return levels
+
+
+def _split(first: int, last: int, parts: int) -> list[tuple[int, int]]:
+    """``first..last`` (inclusive) cut into ``parts`` contiguous non-empty ranges, in order."""
+    count = last - first + 1
+    edges = [first + (i * count) // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1] - 1) for i in range(parts)]
 
 
 def random_solution(rng: np.random.Generator, box: Box = (3, 3)) -> np.ndarray:

@@ -28,8 +28,7 @@ from tqdm import tqdm
 
 from hrm_rl.envs.base import PuzzleSet
 from hrm_rl.envs.hrm_folders import read_metadata, token_sets
-from hrm_rl.envs.sudoku.rules import BOX_SHAPES
-from hrm_rl.envs.sudoku.solver import conflicts, solve
+from hrm_rl.envs.sudoku.solver import BOX_SHAPES, conflicts, solve
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,12 @@ import numpy as np
 import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet, fill_naked_singles, same_group
-from hrm_rl.envs.curriculum import blank_levels
 from hrm_rl.envs.registration import register_family
-
-BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
+from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
+from hrm_rl.envs.sudoku.generator import blank_levels, generate
+from hrm_rl.envs.sudoku.readers import read_puzzles
+from hrm_rl.envs.sudoku.render import render_ansi, render_rgb
+from hrm_rl.envs.sudoku.solver import BOX_SHAPES
 
 
 def unit_positions(box_rows: int, box_cols: int) -> torch.Tensor:
@@ -155,8 +157,8 @@ class SudokuRules(PuzzleRules):
 
     def difficulty_levels(self, num_levels: int = 5) -> list[dict]:
         """Givens ranges from few blanks up to the generator's default range
-        (:func:`hrm_rl.envs.curriculum.blank_levels`)."""
-        return [{"givens": level} for level in blank_levels(self, num_levels)]
+        (:func:`hrm_rl.envs.sudoku.generator.blank_levels`)."""
+        return [{"givens": level} for level in blank_levels(self.box, num_levels)]
 
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
         """Naked singles (a blank with one legal value), filled until none is left."""
@@ -169,14 +171,10 @@ class SudokuRules(PuzzleRules):
 
     def generate(self, rng: np.random.Generator, n: int, **options) -> PuzzleSet:
         """``n`` generated puzzles (see :func:`hrm_rl.envs.sudoku.generator.generate`)."""
-        from hrm_rl.envs.sudoku.generator import generate
-
         return generate(rng, n, box=self.box, **options)
 
     def read(self, path: str, **options) -> PuzzleSet:
         """Puzzles from a file (see :func:`hrm_rl.envs.sudoku.readers.read_puzzles`)."""
-        from hrm_rl.envs.sudoku.readers import read_puzzles
-
         puzzles = read_puzzles(path, box=options.pop("box", self.box), **options)
         if puzzles.boards.shape[1] != self.num_positions:
             raise ValueError(
@@ -189,8 +187,6 @@ class SudokuRules(PuzzleRules):
         self, boards: torch.Tensor, solutions: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Relabel digits, transpose, shuffle bands/stacks and rows/columns within them."""
-        from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
-
         position_map, value_map = random_transforms(
             self, boards.shape[0], generator, device=boards.device
         )
@@ -201,14 +197,10 @@ class SudokuRules(PuzzleRules):
 
     def render_ansi(self, board: np.ndarray, givens: np.ndarray) -> str:
         """Text grid with box separators (see :mod:`hrm_rl.envs.sudoku.render`)."""
-        from hrm_rl.envs.sudoku.render import render_ansi
-
         return render_ansi(board, givens, self.box)
 
     def render_rgb(self, board: np.ndarray, givens: np.ndarray) -> np.ndarray:
         """Picture with givens and placed digits in different colours and box lines."""
-        from hrm_rl.envs.sudoku.render import render_rgb
-
         return render_rgb(board, givens, self.box)
 
 

@@ -23,6 +23,7 @@ from functools import cache
 import numpy as np
 
 Box = tuple[int, int]
+BOX_SHAPES: dict[int, Box] = {4: (2, 2), 6: (2, 3), 9: (3, 3)}  # the standard box of each side
 
 
 @dataclass(frozen=True)

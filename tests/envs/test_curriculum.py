@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from hrm_rl.envs.batched import BatchedPuzzleEnv
-from hrm_rl.envs.curriculum import CURRICULUM_MODES, Curriculum, blank_levels
-from hrm_rl.envs.sudoku.generator import DEFAULT_GIVENS
+from hrm_rl.envs.curriculum import CURRICULUM_MODES, Curriculum
+from hrm_rl.envs.sudoku.generator import DEFAULT_GIVENS, blank_levels
 from hrm_rl.envs.sudoku.rules import SudokuRules
 
 BOXES = [(2, 2), (2, 3)]
@@ -36,7 +36,7 @@ def solved_batch(n: int, solved: int) -> torch.Tensor:
 @pytest.mark.parametrize("box", BOXES)
 def test_blank_levels_get_harder_and_end_at_the_default_range(box):
     rules = SudokuRules(*box)
-    levels = blank_levels(rules)
+    levels = blank_levels(rules.box)
     assert len(levels) == 5
     assert levels[-1] == DEFAULT_GIVENS[box]
     for (lo, hi), (next_lo, next_hi) in zip(levels, levels[1:], strict=False):
@@ -51,15 +51,15 @@ def test_blank_levels_get_harder_and_end_at_the_default_range(box):
 
 def test_blank_levels_options_and_infeasible_requests():
     rules = SudokuRules(2, 2)
-    assert blank_levels(rules, num_levels=1) == [DEFAULT_GIVENS[(2, 2)]]
-    levels = blank_levels(rules, num_levels=3, min_blanks=1, max_blanks=12)
+    assert blank_levels(rules.box, num_levels=1) == [DEFAULT_GIVENS[(2, 2)]]
+    levels = blank_levels(rules.box, num_levels=3, min_blanks=1, max_blanks=12)
     assert levels[0][1] == 15 and levels[-1][0] == 4
     with pytest.raises(ValueError, match="max_blanks"):
-        blank_levels(rules, max_blanks=13)  # 3 givens: no unique 4x4 puzzle
+        blank_levels(rules.box, max_blanks=13)  # 3 givens: no unique 4x4 puzzle
     with pytest.raises(ValueError, match="min_blanks"):
-        blank_levels(rules, num_levels=5, min_blanks=7)
+        blank_levels(rules.box, num_levels=5, min_blanks=7)
     with pytest.raises(ValueError, match="num_levels"):
-        blank_levels(rules, num_levels=0)
+        blank_levels(rules.box, num_levels=0)
 
 
 def test_invalid_settings_are_rejected():
@@ -233,7 +233,7 @@ def test_each_level_draws_its_own_puzzles_even_for_equal_ranges():
 
 def test_mix_plays_every_level_from_the_start_and_never_moves():
     rules = SudokuRules(2, 2)
-    levels = blank_levels(rules, num_levels=3, min_blanks=2, max_blanks=12)
+    levels = blank_levels(rules.box, num_levels=3, min_blanks=2, max_blanks=12)
     curriculum = small(rules, "mix", levels=levels, bank_size=30)
     bank = curriculum.bank()
     assert len(bank) == 30  # 10 of each level
