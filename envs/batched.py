@@ -1,9 +1,9 @@
 """`BatchedPuzzleEnv`: B puzzles at once as a device-resident TorchRL environment.
 
-Same rules, rewards and terminations as :class:`~hrm_rl.envs.gym_env.PuzzleEnv`, but every step
-is a handful of tensor operations over the whole batch. Instances come from a *bank* (a
-:class:`~hrm_rl.envs.base.PuzzleSet` copied to the device once); each reset draws from it with a
-seeded ``torch.Generator`` on the device and, when ``augment=True``, applies a random
+Same rules, rewards and terminations as :class:`~hrm_rl.envs.gym_env.PuzzleEnv`: both run the
+transition of :mod:`hrm_rl.envs.transition`, here over the whole batch at once. Instances come
+from a *bank* (a :class:`~hrm_rl.envs.base.PuzzleSet` copied to the device once); each reset draws
+from it with a seeded ``torch.Generator`` on the device and, when ``augment=True``, applies a random
 validity-preserving transform to the puzzle and its solutions there.
 """
 
@@ -16,7 +16,7 @@ from torchrl.data import Binary, Bounded, Categorical, Composite, MultiCategoric
 from torchrl.envs import EnvBase
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.gym_env import ACTION_MODES
+from hrm_rl.envs.transition import Episodes, PuzzleTransition
 
 ORDERS = ("random", "sequential")
 
@@ -47,8 +47,14 @@ class BatchedPuzzleEnv(EnvBase):
         max_segments: int = 16,
         seed: int | None = None,
     ) -> None:
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+        transition = PuzzleTransition(
+            rules,
+            action_mode,
+            solve_bonus=solve_bonus,
+            mistake_reward=mistake_reward,
+            shaping=shaping,
+            max_segments=max_segments,
+        )
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         if len(puzzles) == 0:
@@ -62,13 +68,14 @@ class BatchedPuzzleEnv(EnvBase):
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
         self.rules = rules
-        self.action_mode = action_mode
+        self.transition = transition
+        self.action_mode = transition.action_mode
         self.augment = augment
         self.order = order
-        self.solve_bonus = float(solve_bonus)
-        self.mistake_reward = float(mistake_reward)
-        self.shaping = float(shaping)
-        self.max_segments = int(max_segments)
+        self.solve_bonus = transition.solve_bonus
+        self.mistake_reward = transition.mistake_reward
+        self.shaping = transition.shaping
+        self.max_segments = transition.max_segments
         self.set_bank(puzzles)
 
         B, L, V = batch_size, rules.num_positions, rules.num_values
@@ -99,12 +106,15 @@ class BatchedPuzzleEnv(EnvBase):
         )
 
         S = self._bank_solutions.shape[1]
-        self._board = torch.zeros(B, L, dtype=torch.int64, device=dev)
-        self._givens = torch.zeros(B, L, dtype=torch.bool, device=dev)
-        self._solutions = torch.zeros(B, S, L, dtype=torch.int64, device=dev)
-        self._alive = torch.zeros(B, S, dtype=torch.bool, device=dev)
-        self._num_blank = torch.ones(B, dtype=torch.int64, device=dev)
-        self._segments = torch.zeros(B, dtype=torch.int64, device=dev)
+        self._episodes = Episodes(
+            board=torch.zeros(B, L, dtype=torch.int64, device=dev),
+            givens=torch.zeros(B, L, dtype=torch.bool, device=dev),
+            solutions=torch.zeros(B, S, L, dtype=torch.int64, device=dev),
+            alive=torch.zeros(B, S, dtype=torch.bool, device=dev),
+            num_blank=torch.ones(B, dtype=torch.int64, device=dev),
+            segments=torch.zeros(B, dtype=torch.int64, device=dev),
+            mask=torch.zeros(B, L * V, dtype=torch.bool, device=dev),
+        )
         self._puzzle_index = torch.zeros(B, dtype=torch.int64, device=dev)
         self._solved = torch.zeros(B, 1, dtype=torch.bool, device=dev)
         self._next_sequential = 0
@@ -119,7 +129,7 @@ class BatchedPuzzleEnv(EnvBase):
         solutions = torch.as_tensor(puzzles.solutions, dtype=torch.int64, device=dev)
         count = torch.as_tensor(puzzles.num_solutions, device=dev)
         alive = torch.arange(solutions.shape[1], device=dev) < count.unsqueeze(1)  # [N, S]
-        if hasattr(self, "_solutions") and solutions.shape[1] != self._solutions.shape[1]:
+        if hasattr(self, "_episodes") and solutions.shape[1] != self._solutions.shape[1]:
             raise ValueError(
                 f"the new bank keeps up to {solutions.shape[1]} solutions per puzzle, the env was "
                 f"built for {self._solutions.shape[1]}"
@@ -127,24 +137,37 @@ class BatchedPuzzleEnv(EnvBase):
         self._bank_solutions, self._bank_alive = solutions, alive
         self._next_sequential = 0
 
+    @property
+    def _board(self) -> torch.Tensor:
+        """``int64[B, L]``: the boards being played (read by tests and tools)."""
+        return self._episodes.board
+
+    @property
+    def _solutions(self) -> torch.Tensor:
+        """``int64[B, S, L]``: the known solutions of the puzzles being played."""
+        return self._episodes.solutions
+
     # --- episode state, for checkpoints that resume mid-episode ------------------------------
 
-    _EPISODE_TENSORS = (
-        "board",
-        "givens",
-        "solutions",
-        "alive",
-        "num_blank",
-        "segments",
-        "puzzle_index",
-        "solved",
-        "mask_now",
-    )
+    def _episode_tensors(self) -> dict[str, torch.Tensor]:
+        """The per-slot state under its checkpoint key (``mask_now``: the episodes' mask)."""
+        episodes = self._episodes
+        return {
+            "board": episodes.board,
+            "givens": episodes.givens,
+            "solutions": episodes.solutions,
+            "alive": episodes.alive,
+            "num_blank": episodes.num_blank,
+            "segments": episodes.segments,
+            "puzzle_index": self._puzzle_index,
+            "solved": self._solved,
+            "mask_now": episodes.mask,
+        }
 
     def episode_state(self) -> dict:
         """The running episodes and the draw position, as plain tensors and ints (CPU)."""
         state = {
-            name: getattr(self, f"_{name}").detach().cpu().clone() for name in self._EPISODE_TENSORS
+            key: value.detach().cpu().clone() for key, value in self._episode_tensors().items()
         }
         state["next_sequential"] = self._next_sequential
         state["generator"] = self._generator.get_state()
@@ -152,14 +175,17 @@ class BatchedPuzzleEnv(EnvBase):
 
     def load_episode_state(self, state: dict) -> None:
         """Continue the episodes of :meth:`episode_state` (same batch size and bank width)."""
-        for name in self._EPISODE_TENSORS:
-            current = getattr(self, f"_{name}")
-            if tuple(state[name].shape) != tuple(current.shape):
+        loaded = {}
+        for key, current in self._episode_tensors().items():
+            if tuple(state[key].shape) != tuple(current.shape):
                 raise ValueError(
-                    f"episode state '{name}' has shape {tuple(state[name].shape)}, this env needs "
+                    f"episode state '{key}' has shape {tuple(state[key].shape)}, this env needs "
                     f"{tuple(current.shape)} (batch size or puzzle size changed?)"
                 )
-            setattr(self, f"_{name}", state[name].to(self.device, current.dtype).clone())
+            loaded[key] = state[key].to(self.device, current.dtype).clone()
+        self._puzzle_index = loaded.pop("puzzle_index")
+        self._solved = loaded.pop("solved")
+        self._episodes = Episodes(mask=loaded.pop("mask_now"), **loaded)
         self._next_sequential = int(state["next_sequential"])
         self._generator.set_state(state["generator"])
 
@@ -179,7 +205,7 @@ class BatchedPuzzleEnv(EnvBase):
         chosen = kwargs.get("puzzle_index")
         if rows.numel():
             self._load(rows, self._draw(rows.numel(), chosen))
-        return self._observation(rows)
+        return self._observation()
 
     def _draw(self, count: int, chosen: torch.Tensor | None) -> torch.Tensor:
         if chosen is not None:
@@ -202,31 +228,19 @@ class BatchedPuzzleEnv(EnvBase):
         solutions = self._bank_solutions[index]
         if self.augment:
             boards, solutions = self.rules.augment(boards, solutions, self._generator)
-        self._board[rows] = boards
-        self._givens[rows] = boards != 0
-        self._solutions[rows] = solutions
-        self._alive[rows] = self._bank_alive[index]
-        self._num_blank[rows] = self.rules.placements_to_solve(boards).clamp(min=1)
-        self._segments[rows] = 0
+        fresh = self.transition.start(boards, solutions, self._bank_alive[index])
+        self._episodes.put(rows, fresh)
         self._puzzle_index[rows] = index
         self._solved[rows] = False
 
-    def _mask(self, boards: torch.Tensor) -> torch.Tensor:
-        if self.action_mode == "cell":
-            return self.rules.legal_mask(boards).flatten(1)
-        return self.rules.proposal_mask(boards).flatten(1)
-
-    def _observation(self, rows: torch.Tensor | None = None) -> TensorDict:
-        """The observation of every slot; only the slots in ``rows`` (default all) changed."""
-        if rows is None or not hasattr(self, "_mask_now"):
-            self._mask_now = self._mask(self._board)  # the next step's legality check reads it
-        elif rows.numel():
-            self._mask_now[rows] = self._mask(self._board[rows])
+    def _observation(self) -> TensorDict:
+        """The observation of every slot."""
+        episodes = self._episodes
         return TensorDict(
             {
-                "board": self._board.clone(),
-                "givens": self._givens.clone(),
-                "action_mask": self._mask_now.clone(),
+                "board": episodes.board.clone(),
+                "givens": episodes.givens.clone(),
+                "action_mask": episodes.mask.clone(),
                 "puzzle_index": self._puzzle_index.clone(),
                 "solved": self._solved.clone(),
             },
@@ -235,51 +249,11 @@ class BatchedPuzzleEnv(EnvBase):
         )
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict.get("action")
-        if self.action_mode == "cell":
-            reward, terminated, truncated = self._step_cell(action)
-        else:
-            reward, terminated, truncated = self._step_grid(action)
+        self._episodes, outcome = self.transition.step(self._episodes, tensordict.get("action"))
+        self._solved = outcome.solved.unsqueeze(1).clone()  # not a view of the returned flags
         out = self._observation()
-        out.set("reward", reward.to(torch.float32).unsqueeze(-1))
-        out.set("terminated", terminated.unsqueeze(-1))
-        out.set("truncated", truncated.unsqueeze(-1))
-        out.set("done", (terminated | truncated).unsqueeze(-1))
+        out.set("reward", outcome.reward.to(torch.float32).unsqueeze(-1))
+        out.set("terminated", outcome.terminated.unsqueeze(-1))
+        out.set("truncated", outcome.truncated.unsqueeze(-1))
+        out.set("done", (outcome.terminated | outcome.truncated).unsqueeze(-1))
         return out
-
-    def _step_cell(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        V = self.rules.num_values
-        action = action.long().view(-1)
-        position, value = action // V, action % V + 1
-        legal = self._mask_now.gather(1, action.unsqueeze(1)).squeeze(1)
-        sound = self.rules.is_sound(self._board, self._solutions, self._alive, position, value)
-        good = legal & sound
-        alive = self.rules.update_alive(self._board, self._solutions, self._alive, position, value)
-        self._alive = torch.where(good.unsqueeze(1), alive, self._alive)
-        # every legal placement is written (an unsound one ends the episode, visibly)
-        rows = torch.arange(self._board.shape[0], device=self.device)
-        self._board[rows, position] = torch.where(legal, value, self._board[rows, position])
-        solved = torch.zeros_like(good)
-        maybe = (good & self.rules.may_be_solved(self._board)).nonzero().squeeze(-1)
-        solved[maybe] = self.rules.is_solved(self._board[maybe])
-        reward = torch.where(
-            good,
-            1.0 / self._num_blank.double() + solved.double() * self.solve_bonus,
-            torch.full_like(self._num_blank, 0, dtype=torch.float64) + self.mistake_reward,
-        )
-        terminated = ~good | solved
-        self._solved = solved.unsqueeze(1).clone()  # not a view of the returned flags
-        return reward, terminated, torch.zeros_like(terminated)
-
-    def _step_grid(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        full = torch.where(self._givens, self._board, action.long() + 1)
-        self._segments += 1
-        # a value the proposal mask does not admit (e.g. a new wall in a maze) never solves
-        B, L, V = full.shape[0], self.rules.num_positions, self.rules.num_values
-        admitted = self._mask_now.view(B, L, V).gather(2, (full - 1).unsqueeze(-1)).all(dim=(1, 2))
-        solved = admitted & self.rules.is_solved(full)
-        shaped = self.shaping * self.rules.constraint_satisfaction(full).double()
-        reward = torch.where(solved, torch.ones_like(shaped), shaped)
-        truncated = ~solved & (self._segments >= self.max_segments)
-        self._solved = solved.unsqueeze(1).clone()  # not a view of the returned flags
-        return reward, solved, truncated

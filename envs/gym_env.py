@@ -1,8 +1,9 @@
 """`PuzzleEnv`: one puzzle per episode as a Gymnasium environment.
 
-The rules come from a :class:`~hrm_rl.envs.base.PuzzleRules` family (batched torch code, here used
-with a batch of one), so this environment and :class:`~hrm_rl.envs.batched.BatchedPuzzleEnv` give
-identical trajectories for the same puzzle and actions.
+The rules come from a :class:`~hrm_rl.envs.base.PuzzleRules` family and the step is the batched
+transition of :mod:`hrm_rl.envs.transition`, here run with a batch of one; so this environment,
+:class:`~hrm_rl.envs.batched.BatchedPuzzleEnv` and :class:`~hrm_rl.envs.vector_env.PuzzleVectorEnv`
+give identical trajectories for the same puzzle and actions.
 
 Action modes (DESIGN §2):
 
@@ -27,8 +28,9 @@ import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import make_rules
+from hrm_rl.envs.transition import ACTION_MODES, Episodes, PuzzleTransition
 
-ACTION_MODES = ("cell", "grid")
+__all__ = ["ACTION_MODES", "PuzzleEnv", "draw_puzzle", "puzzle_source"]
 
 
 class PuzzleEnv(gym.Env):
@@ -59,29 +61,25 @@ class PuzzleEnv(gym.Env):
         rules: PuzzleRules | None = None,
         **options: Any,
     ) -> None:
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"
             )
-        if max_segments < 1:
-            raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-        self.rules = rules if rules is not None else make_rules(family, **options)
-        if puzzles is None and data is not None:
-            puzzles = self.rules.read(data)
-        if puzzles is not None and puzzles.boards.shape[1] != self.rules.num_positions:
-            raise ValueError(
-                f"puzzles have {puzzles.boards.shape[1]} positions, the rules "
-                f"{self.rules!r} need {self.rules.num_positions}"
-            )
-        self.puzzles = puzzles
-        self.action_mode = action_mode
-        self.solve_bonus = float(solve_bonus)
-        self.mistake_reward = float(mistake_reward)
-        self.shaping = float(shaping)
-        self.max_segments = int(max_segments)
+        self.rules, self.puzzles = puzzle_source(family, data, puzzles, rules, options)
+        self.transition = PuzzleTransition(
+            self.rules,
+            action_mode,
+            solve_bonus=solve_bonus,
+            mistake_reward=mistake_reward,
+            shaping=shaping,
+            max_segments=max_segments,
+        )
+        self.action_mode = self.transition.action_mode
+        self.solve_bonus = self.transition.solve_bonus
+        self.mistake_reward = self.transition.mistake_reward
+        self.shaping = self.transition.shaping
+        self.max_segments = self.transition.max_segments
         self.strict = strict
         self.generator_options = {"held_out": False, **(generator_options or {})}
         self.render_mode = render_mode
@@ -98,54 +96,36 @@ class PuzzleEnv(gym.Env):
             self.action_space = gym.spaces.Discrete(L * V)
         else:
             self.action_space = gym.spaces.MultiDiscrete(np.full(L, V, dtype=np.int64))
-        self._board: torch.Tensor | None = None  # [1, L] int64
+        self._episodes: Episodes | None = None  # the running episode, a batch of one
 
     # --- episode state ----------------------------------------------------------------------
 
+    @property
+    def _board(self) -> torch.Tensor:
+        """``int64[1, L]``: the board being played (read by tests and tools)."""
+        return self._episodes.board
+
+    @property
+    def _solutions(self) -> torch.Tensor:
+        """``int64[1, S, L]``: the known solutions of the puzzle being played."""
+        return self._episodes.solutions
+
     def _load(self, board: np.ndarray, solutions: np.ndarray, index: int) -> None:
-        self._board = torch.as_tensor(board, dtype=torch.int64).view(1, -1).clone()
-        self._givens = self._board != 0  # [1, L]
-        self._solutions = torch.as_tensor(solutions, dtype=torch.int64).unsqueeze(0)  # [1, S, L]
-        self._alive = torch.ones(1, len(solutions), dtype=torch.bool)
-        self._num_blank = max(1, int(self.rules.placements_to_solve(self._board)[0]))
+        board_t = torch.as_tensor(board, dtype=torch.int64).view(1, -1)
+        solutions_t = torch.as_tensor(solutions, dtype=torch.int64).unsqueeze(0)  # [1, S, L]
+        alive = torch.ones(1, len(solutions), dtype=torch.bool)
+        self._episodes = self.transition.start(board_t, solutions_t, alive)
+        self._num_blank = int(self._episodes.num_blank[0])
         self._index = index
-        self._segments = 0
         self._proposal: torch.Tensor | None = None
         self._last = {"solved": False, "illegal": False, "mistake": False}
 
-    def _draw_puzzle(self, options: dict[str, Any]) -> None:
-        if self.puzzles is not None:
-            if "index" in options:
-                index = int(options["index"])
-                if not 0 <= index < len(self.puzzles):
-                    raise ValueError(
-                        f"options['index'] must lie in [0, {len(self.puzzles)}), got {index}"
-                    )
-            else:
-                index = int(self.np_random.integers(len(self.puzzles)))
-            count = int(self.puzzles.num_solutions[index])
-            self._load(self.puzzles.boards[index], self.puzzles.solutions[index, :count], index)
-            return
-        if "index" in options:
-            raise ValueError("options['index'] needs a puzzle file (data=...) or puzzles=...")
-        rng = np.random.default_rng(int(self.np_random.integers(2**63)))
-        fresh = self.rules.generate(rng, 1, **self.generator_options)
-        count = int(fresh.num_solutions[0])
-        self._load(fresh.boards[0], fresh.solutions[0, :count], -1)
-
-    def _mask(self) -> torch.Tensor:
-        """``bool[L, V]``: legal placements (cell) or admissible proposals (grid)."""
-        if self.action_mode == "cell":
-            return self.rules.legal_mask(self._board)[0]
-        return self.rules.proposal_mask(self._board)[0]
-
     def _observation(self) -> dict[str, np.ndarray]:
-        self._mask_now = self._mask().reshape(-1).numpy()  # the next step's legality check reads it
-        mask = self._mask_now.astype(np.int8)
+        episodes = self._episodes
         return {
-            "board": self._board[0].numpy().copy(),
-            "givens": self._givens[0].numpy().astype(np.int8),
-            "action_mask": mask,
+            "board": episodes.board[0].numpy().copy(),
+            "givens": episodes.givens[0].numpy().astype(np.int8),
+            "action_mask": episodes.mask[0].numpy().astype(np.int8),
         }
 
     def _info(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -163,79 +143,58 @@ class PuzzleEnv(gym.Env):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start a new episode on a drawn (or, with ``options={"index": i}``, chosen) puzzle."""
         super().reset(seed=seed)
-        self._draw_puzzle(options or {})
+        self._load(
+            *draw_puzzle(
+                self.rules, self.puzzles, self.np_random, options or {}, self.generator_options
+            )
+        )
         observation = self._observation()
         return observation, self._info(observation)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Apply one placement (cell) or one whole-board proposal (grid)."""
-        if self._board is None:
+        if self._episodes is None:
             raise RuntimeError("call reset() before step()")
-        if self.action_mode == "cell":
-            reward, terminated, truncated = self._step_cell(action)
-        else:
-            reward, terminated, truncated = self._step_grid(action)
+        self._episodes, outcome = self.transition.step(self._episodes, self._action_tensor(action))
+        self._proposal = outcome.proposal
+        self._last = {
+            key: bool(getattr(outcome, key)[0]) for key in ("solved", "illegal", "mistake")
+        }
         observation = self._observation()
-        return observation, reward, terminated, truncated, self._info(observation)
+        return (
+            observation,
+            float(outcome.reward[0]),
+            bool(outcome.terminated[0]),
+            bool(outcome.truncated[0]),
+            self._info(observation),
+        )
 
-    def _step_cell(self, action: Any) -> tuple[float, bool, bool]:
-        a = _as_index(action, self.action_space.n)
-        V = self.rules.num_values
-        position, value = a // V, a % V + 1
-        legal = bool(self._mask_now[a])
-        if not legal:
-            if self.strict:
-                raise ValueError(
-                    f"illegal action {a}: value {value} at position {position} is not allowed "
-                    "(the position is filled or the rules forbid the value there)"
-                )
-            self._last = {"solved": False, "illegal": True, "mistake": True}
-            return self.mistake_reward, True, False
-        pos_t, val_t = torch.tensor([position]), torch.tensor([value])
-        state = (self._board, self._solutions, self._alive, pos_t, val_t)
-        sound = bool(self.rules.is_sound(*state)[0])
-        if sound:
-            self._alive = self.rules.update_alive(*state)
-        self._board[0, position] = value
-        if not sound:
-            self._last = {"solved": False, "illegal": False, "mistake": True}
-            return self.mistake_reward, True, False
-        solved = bool(self.rules.is_solved(self._board)[0])
-        self._last = {"solved": solved, "illegal": False, "mistake": False}
-        reward = 1.0 / self._num_blank + (self.solve_bonus if solved else 0.0)
-        return reward, solved, False
-
-    def _step_grid(self, action: Any) -> tuple[float, bool, bool]:
+    def _action_tensor(self, action: Any) -> torch.Tensor:
+        """The action as a batch of one for the transition, or a clear ``ValueError`` (also for an
+        illegal placement with ``strict=True``)."""
         L, V = self.rules.num_positions, self.rules.num_values
-        proposal = np.asarray(action)
-        if proposal.shape != (L,) or not np.issubdtype(proposal.dtype, np.integer):
-            raise ValueError(f"grid action must be {L} integers, got shape {proposal.shape}")
-        if proposal.min() < 0 or proposal.max() >= V:
-            raise ValueError(f"grid action values must lie in [0, {V}), got {proposal}")
-        full = torch.where(self._givens, self._board, torch.as_tensor(proposal).view(1, L) + 1)
-        self._proposal = full
-        self._segments += 1
-        # a value the proposal mask does not admit (e.g. a new wall in a maze) never solves
-        admitted = self._mask_now.reshape(L, V)[np.arange(L), full[0].numpy() - 1].all()
-        solved = bool(admitted) and bool(self.rules.is_solved(full)[0])
-        self._last = {"solved": solved, "illegal": False, "mistake": False}
-        if solved:
-            return 1.0, True, False
-        reward = self.shaping * float(self.rules.constraint_satisfaction(full)[0])
-        return reward, False, self._segments >= self.max_segments
+        if self.action_mode == "grid":
+            return torch.as_tensor(check_proposals(action, L, V, batch=None)).view(1, L)
+        a = _as_index(action, self.action_space.n)
+        if self.strict and not bool(self._episodes.mask[0, a]):
+            raise ValueError(
+                f"illegal action {a}: value {a % V + 1} at position {a // V} is not allowed "
+                "(the position is filled or the rules forbid the value there)"
+            )
+        return torch.tensor([a])
 
     def action_masks(self) -> np.ndarray:
         """``bool[L·V]``: the valid actions now (the convention of sb3-contrib's MaskablePPO)."""
-        if self._board is None:
+        if self._episodes is None:
             raise RuntimeError("call reset() before action_masks()")
-        return self._mask_now.copy()
+        return self._episodes.mask[0].numpy().copy()
 
     def render(self) -> str | np.ndarray | None:
         """The board as text (``ansi``) or picture (``rgb_array``); grid mode shows the proposal."""
-        if self.render_mode is None or self._board is None:
+        if self.render_mode is None or self._episodes is None:
             return None
         board = self._board if self._proposal is None else self._proposal
-        board_np, givens_np = board[0].numpy(), self._givens[0].numpy()
+        board_np, givens_np = board[0].numpy(), self._episodes.givens[0].numpy()
         if self.render_mode == "ansi":
             return self.rules.render_ansi(board_np, givens_np)
         return self.rules.render_rgb(board_np, givens_np)
@@ -250,3 +209,63 @@ def _as_index(action: Any, n: int) -> int:
     if not 0 <= a < n:
         raise ValueError(f"cell action must lie in [0, {n}), got {a}")
     return a
+
+
+def check_proposals(action: Any, L: int, V: int, batch: int | None) -> np.ndarray:
+    """Grid actions as an integer array (``[L]``, or ``[batch, L]``) with values in ``[0, V)``,
+    or a clear ``ValueError``."""
+    proposal = np.asarray(action)
+    shape = (L,) if batch is None else (batch, L)
+    if proposal.shape != shape or not np.issubdtype(proposal.dtype, np.integer):
+        raise ValueError(
+            f"grid action must be integers of shape {shape}, got shape {proposal.shape}"
+        )
+    if proposal.size and (proposal.min() < 0 or proposal.max() >= V):
+        raise ValueError(f"grid action values must lie in [0, {V}), got {proposal}")
+    return proposal
+
+
+def puzzle_source(
+    family: str,
+    data: str | None,
+    puzzles: PuzzleSet | None,
+    rules: PuzzleRules | None,
+    options: dict[str, Any],
+) -> tuple[PuzzleRules, PuzzleSet | None]:
+    """The rules (``rules``, else the family's with ``options``) and the fixed puzzles
+    (``puzzles``, else the file ``data``, else ``None``: the generator serves them)."""
+    rules = rules if rules is not None else make_rules(family, **options)
+    if puzzles is None and data is not None:
+        puzzles = rules.read(data)
+    if puzzles is not None and puzzles.boards.shape[1] != rules.num_positions:
+        raise ValueError(
+            f"puzzles have {puzzles.boards.shape[1]} positions, the rules "
+            f"{rules!r} need {rules.num_positions}"
+        )
+    return rules, puzzles
+
+
+def draw_puzzle(
+    rules: PuzzleRules,
+    puzzles: PuzzleSet | None,
+    rng: np.random.Generator,
+    options: dict[str, Any],
+    generator_options: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One episode's puzzle: ``(board [L], solutions [S, L], index)``. From ``puzzles`` at
+    ``options["index"]`` or at a random index drawn from ``rng``; without puzzles, a fresh one from
+    the family's generator seeded from ``rng`` (index -1)."""
+    if puzzles is not None:
+        if "index" in options:
+            index = int(options["index"])
+            if not 0 <= index < len(puzzles):
+                raise ValueError(f"options['index'] must lie in [0, {len(puzzles)}), got {index}")
+        else:
+            index = int(rng.integers(len(puzzles)))
+        count = int(puzzles.num_solutions[index])
+        return puzzles.boards[index], puzzles.solutions[index, :count], index
+    if "index" in options:
+        raise ValueError("options['index'] needs a puzzle file (data=...) or puzzles=...")
+    fresh = rules.generate(np.random.default_rng(int(rng.integers(2**63))), 1, **generator_options)
+    count = int(fresh.num_solutions[0])
+    return fresh.boards[0], fresh.solutions[0, :count], -1
