@@ -1,7 +1,7 @@
 """The Gymnasium ids of every puzzle family (``hrm_rl/Sudoku-v0``, …, the plugins' own).
 
-``import hrm_rl`` calls :func:`register_gym_ids` once Gymnasium is imported; this module names the
-env class by its import path, so registering loads no env code.
+Importing this module registers them (``import hrm_rl`` imports it once Gymnasium is imported);
+the env class is named by its import path, so registering loads no env code.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import gymnasium as gym
 from hrm_rl.envs.registration import FAMILIES, PuzzleFamily, load_plugins, on_new_family
 
 ENTRY_POINT = "hrm_rl.envs.gym_env:PuzzleEnv"
+VECTOR_ENTRY_POINT = "hrm_rl.envs.vector_env:PuzzleVectorEnv"
 _ids_registered = False
 
 
@@ -30,5 +31,11 @@ def _register_ids(spec: PuzzleFamily) -> None:
     for env_id, options in spec.gym_ids.items():
         if env_id not in gym.registry:
             gym.register(
-                env_id, entry_point=ENTRY_POINT, kwargs={"family": spec.name, **dict(options)}
+                env_id,
+                entry_point=ENTRY_POINT,
+                vector_entry_point=VECTOR_ENTRY_POINT,
+                kwargs={"family": spec.name, **dict(options)},
             )
+
+
+register_gym_ids()

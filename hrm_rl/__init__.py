@@ -9,6 +9,7 @@ it already is), so ``import hrm_rl.models`` alone loads neither Gymnasium nor an
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -17,9 +18,7 @@ __version__ = "0.1.0"
 
 
 def _register_gym_ids() -> None:
-    from hrm_rl.envs.gym_ids import register_gym_ids
-
-    register_gym_ids()
+    importlib.import_module("hrm_rl.envs.gym_ids")  # registers the ids as it loads
 
 
 class _RegisterWithGymnasium(importlib.abc.MetaPathFinder):
