@@ -30,7 +30,7 @@ from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import make_rules
 from hrm_rl.envs.transition import ACTION_MODES, Episodes, PuzzleTransition
 
-__all__ = ["ACTION_MODES", "PuzzleEnv", "draw_puzzle", "puzzle_source"]
+__all__ = ["ACTION_MODES", "PuzzleEnv", "draw_puzzle", "puzzle_source", "puzzle_spaces"]
 
 
 class PuzzleEnv(gym.Env):
@@ -84,18 +84,7 @@ class PuzzleEnv(gym.Env):
         self.generator_options = {"held_out": False, **(generator_options or {})}
         self.render_mode = render_mode
 
-        L, V = self.rules.num_positions, self.rules.num_values
-        self.observation_space = gym.spaces.Dict(
-            {
-                "board": gym.spaces.MultiDiscrete(np.full(L, V + 1, dtype=np.int64)),
-                "givens": gym.spaces.MultiBinary(L),
-                "action_mask": gym.spaces.MultiBinary(L * V),
-            }
-        )
-        if action_mode == "cell":
-            self.action_space = gym.spaces.Discrete(L * V)
-        else:
-            self.action_space = gym.spaces.MultiDiscrete(np.full(L, V, dtype=np.int64))
+        self.observation_space, self.action_space = puzzle_spaces(self.rules, action_mode)
         self._episodes: Episodes | None = None  # the running episode, a batch of one
 
     # --- episode state ----------------------------------------------------------------------
@@ -209,6 +198,22 @@ def _as_index(action: Any, n: int) -> int:
     if not 0 <= a < n:
         raise ValueError(f"cell action must lie in [0, {n}), got {a}")
     return a
+
+
+def puzzle_spaces(rules: PuzzleRules, action_mode: str) -> tuple[gym.spaces.Dict, gym.spaces.Space]:
+    """The observation space (``board``, ``givens``, ``action_mask``) and the action space of one
+    puzzle: ``Discrete(L·V)`` in cell mode, ``MultiDiscrete([V] * L)`` in grid mode."""
+    L, V = rules.num_positions, rules.num_values
+    observation_space = gym.spaces.Dict(
+        {
+            "board": gym.spaces.MultiDiscrete(np.full(L, V + 1, dtype=np.int64)),
+            "givens": gym.spaces.MultiBinary(L),
+            "action_mask": gym.spaces.MultiBinary(L * V),
+        }
+    )
+    if action_mode == "cell":
+        return observation_space, gym.spaces.Discrete(L * V)
+    return observation_space, gym.spaces.MultiDiscrete(np.full(L, V, dtype=np.int64))
 
 
 def check_proposals(action: Any, L: int, V: int, batch: int | None) -> np.ndarray:

@@ -38,6 +38,7 @@ def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
     )
     printed = capsys.readouterr().out
     assert "BatchedPuzzleEnv steps/s" in printed and "puzzles/s" in printed
+    assert "PuzzleVectorEnv steps/s" in printed
     written = json.loads(out.read_text())
     assert written["play"] == results["play"]
     assert [(row["family"], row["batch"]) for row in written["play"]] == [
@@ -49,8 +50,10 @@ def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
     for row in written["play"]:
         assert row["gym_sync_vector_steps_per_second"] > 0
         assert row["batched_steps_per_second"] > 0
-        ratio = row["batched_steps_per_second"] / row["gym_sync_vector_steps_per_second"]
-        assert abs(row["speedup"] - ratio) < 1e-9
+        assert row["vector_env_steps_per_second"] > 0
+        sync = row["gym_sync_vector_steps_per_second"]
+        assert abs(row["speedup"] - row["batched_steps_per_second"] / sync) < 1e-9
+        assert abs(row["vector_speedup"] - row["vector_env_steps_per_second"] / sync) < 1e-9
     assert written["solver"]["unique"] == written["solver"]["puzzles"] == 50
     assert written["generator"]["puzzles"] >= 1
     assert 0.0 <= written["generator"]["share_singles"] <= 1.0

@@ -1,11 +1,13 @@
-"""Environment throughput: random legal play through the Gymnasium vector env and the batched
-TorchRL env on the same puzzles, for each puzzle family (``--families``: 9×9 Sudoku, 7×7 and
-30×30 Maze by default), plus Sudoku solver and generator throughput.
+"""Environment throughput: random legal play through Gymnasium's ``SyncVectorEnv`` of
+``PuzzleEnv``, the native Gymnasium vector env ``PuzzleVectorEnv`` and the batched TorchRL env on
+the same puzzles, for each puzzle family (``--families``: 9×9 Sudoku, 7×7 and 30×30 Maze by
+default), plus Sudoku solver and generator throughput.
 
-Both front-ends play the same pre-generated bank, so generation cost is measured separately and
-neither side pays it during play. Random legal play: each step picks a uniformly random legal
-action of each board; unsound placements end episodes, which are reset at once (Gymnasium's
-``SAME_STEP`` autoreset, TorchRL's ``step_and_maybe_reset``).
+All front-ends play the same pre-generated bank, so generation cost is measured separately and
+no side pays it during play. Random legal play: each step picks a uniformly random legal action of
+each board; unsound placements end episodes, which are reset at once (Gymnasium's ``SAME_STEP``
+autoreset, TorchRL's ``step_and_maybe_reset``). Ratios are against ``SyncVectorEnv`` at the same
+batch size.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hrm_rl.envs.registration import make_rules
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.readers import read_puzzles
 from hrm_rl.envs.sudoku.solver import rate, solve
+from hrm_rl.envs.vector_env import PuzzleVectorEnv
 
 # --families choices: (family, factory options) of each benchmarked board
 FAMILIES = {
@@ -49,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="boards to play",
     )
     parser.add_argument("--bank", type=int, default=64, help="puzzles generated per family")
-    parser.add_argument("--device", default="cpu", help="device of the batched env")
+    parser.add_argument(
+        "--device", default="cpu", help="device of the batched env and the vector env's tensors"
+    )
     parser.add_argument("--easy50", type=Path, default=DEFAULT_EASY50, help="solver input file")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -75,6 +80,27 @@ def gym_vector_steps_per_second(puzzles, rules, batch: int, seconds: float, seed
         [lambda: PuzzleEnv(rules=rules, puzzles=puzzles) for _ in range(batch)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
+    return _vector_steps_per_second(vector, seconds, seed)
+
+
+def vector_env_steps_per_second(
+    puzzles, rules, batch: int, seconds: float, seed: int, device: str
+) -> float:
+    """Steps per second of the native ``PuzzleVectorEnv`` (what ``gymnasium.make_vec`` builds)
+    with ``batch`` slots under random legal play."""
+    gc.collect()
+    vector = PuzzleVectorEnv(
+        batch,
+        rules=rules,
+        puzzles=puzzles,
+        device=device,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    return _vector_steps_per_second(vector, seconds, seed)
+
+
+def _vector_steps_per_second(vector: gym.vector.VectorEnv, seconds: float, seed: int) -> float:
+    """Random legal play through a Gymnasium vector env for ``seconds``: env steps per second."""
     rng = np.random.default_rng(seed)
     obs, _ = vector.reset(seed=seed)
     steps, start = 0, time.perf_counter()
@@ -83,7 +109,7 @@ def gym_vector_steps_per_second(puzzles, rules, batch: int, seconds: float, seed
         steps += 1
     elapsed = time.perf_counter() - start
     vector.close()
-    return steps * batch / elapsed
+    return steps * vector.num_envs / elapsed
 
 
 def batched_steps_per_second(
@@ -161,6 +187,9 @@ def run(args: argparse.Namespace) -> dict:
         banks[name] = time.perf_counter() - start
         for batch in args.batch_sizes:
             gym_sps = gym_vector_steps_per_second(puzzles, rules, batch, args.seconds, args.seed)
+            vector_sps = vector_env_steps_per_second(
+                puzzles, rules, batch, args.seconds, args.seed, args.device
+            )
             torch_sps = batched_steps_per_second(
                 puzzles, rules, batch, args.seconds, args.seed, args.device
             )
@@ -169,6 +198,8 @@ def run(args: argparse.Namespace) -> dict:
                     "family": name,
                     "batch": batch,
                     "gym_sync_vector_steps_per_second": gym_sps,
+                    "vector_env_steps_per_second": vector_sps,
+                    "vector_speedup": vector_sps / gym_sps,
                     "batched_steps_per_second": torch_sps,
                     "speedup": torch_sps / gym_sps,
                 }
@@ -191,15 +222,18 @@ def run(args: argparse.Namespace) -> dict:
 def table(results: dict) -> str:
     """The results as a plain-text table."""
     lines = [
-        f"Environment throughput ({results['env']}; batched env on {results['device']})",
+        f"Environment throughput ({results['env']}; vector and batched env on "
+        f"{results['device']}; ratios against SyncVectorEnv)",
         f"{'board':>10} | {'B':>5} | {'gym SyncVectorEnv steps/s':>26} | "
+        f"{'PuzzleVectorEnv steps/s':>24} | {'ratio':>7} | "
         f"{'BatchedPuzzleEnv steps/s':>25} | {'ratio':>7}",
-        "-" * 87,
+        "-" * 122,
     ]
     for row in results["play"]:
         lines.append(
             f"{row['family']:>10} | {row['batch']:>5} | "
             f"{row['gym_sync_vector_steps_per_second']:>26,.0f} | "
+            f"{row['vector_env_steps_per_second']:>24,.0f} | {row['vector_speedup']:>6.1f}x | "
             f"{row['batched_steps_per_second']:>25,.0f} | {row['speedup']:>6.1f}x"
         )
     solver, gen = results["solver"], results["generator"]
