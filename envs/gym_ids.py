@@ -1,7 +1,11 @@
 """The Gymnasium ids of every puzzle family (``hrm_rl/Sudoku-v0``, …, the plugins' own).
 
 Importing this module registers them (``import hrm_rl`` imports it once Gymnasium is imported);
-the env class is named by its import path, so registering loads no env code.
+the env classes are named by their import paths, so registering loads no env code.
+``gymnasium.make(id)`` builds a :class:`~hrm_rl.envs.gym_env.PuzzleEnv`;
+``gymnasium.make_vec(id, num_envs=N)`` a :class:`~hrm_rl.envs.vector_env.PuzzleVectorEnv` (the
+``vector_entry_point``), or with ``vectorization_mode="sync"`` a ``SyncVectorEnv`` of N
+``PuzzleEnv``.
 """
 
 from __future__ import annotations
