@@ -30,7 +30,14 @@ from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import make_rules
 from hrm_rl.envs.transition import ACTION_MODES, Episodes, PuzzleTransition
 
-__all__ = ["ACTION_MODES", "PuzzleEnv", "draw_puzzle", "puzzle_source", "puzzle_spaces"]
+__all__ = [
+    "ACTION_MODES",
+    "PuzzleEnv",
+    "draw_index",
+    "draw_puzzle",
+    "puzzle_source",
+    "puzzle_spaces",
+]
 
 
 class PuzzleEnv(gym.Env):
@@ -250,6 +257,16 @@ def puzzle_source(
     return rules, puzzles
 
 
+def draw_index(puzzles: PuzzleSet, rng: np.random.Generator, options: dict[str, Any]) -> int:
+    """The puzzle of an episode on a fixed set: ``options["index"]``, else drawn from ``rng``."""
+    if "index" in options:
+        index = int(options["index"])
+        if not 0 <= index < len(puzzles):
+            raise ValueError(f"options['index'] must lie in [0, {len(puzzles)}), got {index}")
+        return index
+    return int(rng.integers(len(puzzles)))
+
+
 def draw_puzzle(
     rules: PuzzleRules,
     puzzles: PuzzleSet | None,
@@ -261,12 +278,7 @@ def draw_puzzle(
     ``options["index"]`` or at a random index drawn from ``rng``; without puzzles, a fresh one from
     the family's generator seeded from ``rng`` (index -1)."""
     if puzzles is not None:
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(puzzles):
-                raise ValueError(f"options['index'] must lie in [0, {len(puzzles)}), got {index}")
-        else:
-            index = int(rng.integers(len(puzzles)))
+        index = draw_index(puzzles, rng, options)
         count = int(puzzles.num_solutions[index])
         return puzzles.boards[index], puzzles.solutions[index, :count], index
     if "index" in options:

@@ -24,7 +24,13 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.gym_env import check_proposals, draw_puzzle, puzzle_source, puzzle_spaces
+from hrm_rl.envs.gym_env import (
+    check_proposals,
+    draw_index,
+    draw_puzzle,
+    puzzle_source,
+    puzzle_spaces,
+)
 from hrm_rl.envs.transition import Episodes, PuzzleTransition
 
 AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
@@ -103,6 +109,15 @@ class PuzzleVectorEnv(gym.vector.VectorEnv):
 
         # slot i draws from its own stream, as the i-th env of a SyncVectorEnv would
         self._slot_rngs = [seeding.np_random()[0] for _ in range(num_envs)]
+        if self.puzzles is not None:  # the fixed puzzles, once on the device
+            count = torch.as_tensor(self.puzzles.num_solutions)
+            self._bank = (
+                torch.as_tensor(self.puzzles.boards, dtype=torch.int64).to(self.device),
+                torch.as_tensor(self.puzzles.solutions, dtype=torch.int64).to(self.device),
+                (torch.arange(self.puzzles.solutions.shape[1]) < count.unsqueeze(1)).to(
+                    self.device
+                ),
+            )
         self._episodes: Episodes | None = None
         self._index = np.full(num_envs, -1, dtype=np.int64)  # puzzle of each slot, -1 = generated
         self._flags = {key: np.zeros(num_envs, dtype=np.bool_) for key in FLAGS}
@@ -194,38 +209,46 @@ class PuzzleVectorEnv(gym.vector.VectorEnv):
 
     # --- episodes ---------------------------------------------------------------------------
 
-    def _start(self, rows: np.ndarray, index: list[int | None]) -> None:
-        """New puzzles in the slots ``rows`` (``bool[N]``), each drawn by its slot's stream."""
+    def _start(self, rows: np.ndarray, chosen: list[int | None]) -> None:
+        """New puzzles in the slots ``rows`` (``bool[N]``): slot ``i`` gets puzzle ``chosen[i]``,
+        or one drawn (or generated) from its own stream when that is ``None``."""
+        slots = np.flatnonzero(rows)
+        if self.puzzles is not None:
+            index = [
+                draw_index(self.puzzles, self._slot_rngs[i], _index_option(chosen[i]))
+                for i in slots
+            ]
+            at = torch.as_tensor(index, device=self.device)
+            fresh = self.transition.start(*(part[at] for part in self._bank))
+        else:
+            if any(chosen[i] is not None for i in slots):
+                raise ValueError("options['index'] needs a puzzle file (data=...) or puzzles=...")
+            fresh, index = self._generate(slots)
+        if self._episodes is None:
+            self._episodes = fresh
+        else:
+            self._episodes.put(torch.from_numpy(slots).to(self.device), fresh)
+        self._index[rows] = index
+        for key in FLAGS:
+            self._flags[key][rows] = False
+        self._proposed[rows] = False
+
+    def _generate(self, slots: np.ndarray) -> tuple[Episodes, list[int]]:
+        """Fresh episodes on generated puzzles for ``slots``, each from its slot's stream."""
         drawn = [
-            draw_puzzle(
-                self.rules,
-                self.puzzles,
-                self._slot_rngs[i],
-                {} if index[i] is None else {"index": index[i]},
-                self.generator_options,
-            )
-            for i in np.flatnonzero(rows)
+            draw_puzzle(self.rules, None, self._slot_rngs[i], {}, self.generator_options)
+            for i in slots
         ]
         width = max(len(solutions) for _, solutions, _ in drawn)
-        L = self.rules.num_positions
         boards = np.stack([board for board, _, _ in drawn]).astype(np.int64)
-        solutions = np.zeros((len(drawn), width, L), dtype=np.int64)
+        solutions = np.zeros((len(drawn), width, self.rules.num_positions), dtype=np.int64)
         alive = np.zeros((len(drawn), width), dtype=np.bool_)
         for k, (_, known, _) in enumerate(drawn):
             solutions[k, : len(known)], alive[k, : len(known)] = known, True
         fresh = self.transition.start(
-            torch.from_numpy(boards).to(self.device),
-            torch.from_numpy(solutions).to(self.device),
-            torch.from_numpy(alive).to(self.device),
+            *(torch.from_numpy(part).to(self.device) for part in (boards, solutions, alive))
         )
-        if self._episodes is None:
-            self._episodes = fresh
-        else:
-            self._episodes.put(torch.from_numpy(np.flatnonzero(rows)).to(self.device), fresh)
-        self._index[rows] = [i for _, _, i in drawn]
-        for key in FLAGS:
-            self._flags[key][rows] = False
-        self._proposed[rows] = False
+        return fresh, [index for _, _, index in drawn]
 
     def _action_tensor(self, actions: Any, stepping: np.ndarray) -> torch.Tensor:
         """The actions as a tensor for the transition (the ignored slots' set to 0), or a clear
@@ -308,6 +331,10 @@ def _reset_rows(reset_mask: Any, num_envs: int) -> np.ndarray:
             f"got {reset_mask}"
         )
     return reset_mask.copy()
+
+
+def _index_option(index: int | None) -> dict[str, int]:
+    return {} if index is None else {"index": index}
 
 
 def _per_slot_index(options: dict[str, Any], num_envs: int) -> list[int | None]:
