@@ -1,4 +1,5 @@
-"""Shared fixtures: the public puzzle files of ../shared/data and quiet, seeded defaults."""
+"""Shared fixtures: the self-made puzzle files of tests/data, the third-party files of
+../shared/data, and quiet, seeded defaults."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests never touch the network
 
+TEST_DATA = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
+def self_made_data() -> Path:
+    """The self-made puzzle files, one per reader format (remade by tests/data/make_fixtures.py)."""
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The folder of public puzzle files; tests that need it skip when it is absent."""
+    """The third-party puzzle files; the extra checks that read them skip when they are absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"public puzzle files not found at {SHARED_DATA} (see shared/data/README.md)")
+        pytest.skip(
+            f"third-party puzzle files not found at {SHARED_DATA}: they have no licence and live "
+            "beside the repository, not in it (see shared/data/README.md); the same checks run on "
+            "the self-made files of tests/data"
+        )
     return SHARED_DATA

@@ -11,14 +11,16 @@ import pytest
 from hrm_rl.bench import compare
 from hrm_rl.bench.__main__ import main
 from hrm_rl.bench.compare_report import summarize, table
+from hrm_rl.bench.env import DEFAULT_EASY50, solver_puzzles_per_second
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.readers import write_puzzles
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
+def test_env_benchmark_writes_table_and_json(tmp_path, capsys, self_made_data):
     out = tmp_path / "env.json"
+    solver_input = self_made_data / "sudoku" / "zeros_crlf.txt"  # easy50.txt's format
     results = main(
         [
             "env",
@@ -32,6 +34,8 @@ def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
             "0.2",
             "--bank",
             "4",
+            "--easy50",
+            str(solver_input),
             "--out",
             str(out),
         ]
@@ -54,9 +58,17 @@ def test_env_benchmark_writes_table_and_json(tmp_path, capsys, shared_data):
         sync = row["gym_sync_vector_steps_per_second"]
         assert abs(row["speedup"] - row["batched_steps_per_second"] / sync) < 1e-9
         assert abs(row["vector_speedup"] - row["vector_env_steps_per_second"] / sync) < 1e-9
-    assert written["solver"]["unique"] == written["solver"]["puzzles"] == 50
+    assert written["solver"]["file"] == "zeros_crlf.txt"
+    assert written["solver"]["unique"] == written["solver"]["puzzles"] == 8
     assert written["generator"]["puzzles"] >= 1
     assert 0.0 <= written["generator"]["share_singles"] <= 1.0
+
+
+def test_env_benchmark_solver_reads_the_shared_easy50_by_default(shared_data):
+    assert DEFAULT_EASY50 == shared_data / "easy50.txt"
+    solver = solver_puzzles_per_second(DEFAULT_EASY50)
+    assert solver["file"] == "easy50.txt"
+    assert solver["unique"] == solver["puzzles"] == 50
 
 
 def test_model_benchmark_reports_every_grad_mode_and_one_step_memory_stays_flat(tmp_path, capsys):

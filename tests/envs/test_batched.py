@@ -21,8 +21,8 @@ def bank4():
 
 
 @pytest.fixture(scope="module")
-def bank9(shared_data):
-    return SudokuRules(3, 3).read(str(shared_data / "kaggle_format_test1000.csv"), limit=64)
+def bank9(self_made_data):
+    return SudokuRules(3, 3).read(str(self_made_data / "sudoku" / "kaggle.csv"))
 
 
 @pytest.mark.parametrize("batch", [1, 16])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -37,7 +39,7 @@ def test_check_env_passes(env_id, action_mode):
     check_env(env.unwrapped)
 
 
-def test_generated_puzzle_solved_along_any_order(shared_data):
+def test_generated_puzzle_solved_along_any_order():
     env = gym.make("hrm_rl/Sudoku4x4-v0")
     rng = np.random.default_rng(0)
     for seed in range(5):
@@ -48,28 +50,35 @@ def test_generated_puzzle_solved_along_any_order(shared_data):
         assert total == pytest.approx(2.0)
 
 
-@pytest.mark.slow
-def test_every_kaggle_solution_played_in_random_order_ends_solved(shared_data):
-    env = gym.make("hrm_rl/Sudoku-v0", data=str(shared_data / "kaggle_format_test1000.csv"))
+def check_every_stored_solution_ends_solved(data: Path, solve_bonus: float, seed: int) -> int:
+    """Each puzzle of ``data``, its first solution played in random order, ends solved with
+    reward 1 + ``solve_bonus``; returns the number of puzzles."""
+    env = gym.make("hrm_rl/Sudoku-v0", data=str(data), solve_bonus=solve_bonus)
     puzzles = env.unwrapped.puzzles
-    assert len(puzzles) == 1000
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i in range(len(puzzles)):
         env.reset(options={"index": i})
         total, terminated, truncated, info, _ = play_solution(env, puzzles.solutions[i, 0], rng)
         assert terminated and not truncated and info["solved"], puzzles.origin[i]
-        assert total == pytest.approx(1.0 + env.unwrapped.solve_bonus)
+        assert total == pytest.approx(1.0 + solve_bonus)
+    return len(puzzles)
 
 
-def test_every_easy50_solution_played_in_random_order_ends_solved(shared_data):
-    env = gym.make("hrm_rl/Sudoku-v0", data=str(shared_data / "easy50.txt"), solve_bonus=0.5)
-    puzzles = env.unwrapped.puzzles
-    rng = np.random.default_rng(1)
-    for i in range(len(puzzles)):
-        env.reset(options={"index": i})
-        total, terminated, _, info, _ = play_solution(env, puzzles.solutions[i, 0], rng)
-        assert terminated and info["solved"]
-        assert total == pytest.approx(1.5)
+@pytest.mark.parametrize(
+    "name", ["kaggle.csv", "zeros_crlf.txt", "dots_answers.txt", "extreme.csv", "hrm_sudoku/test"]
+)
+def test_every_file_solution_played_in_random_order_ends_solved(self_made_data: Path, name: str):
+    assert check_every_stored_solution_ends_solved(self_made_data / "sudoku" / name, 0.5, 1) > 0
+
+
+@pytest.mark.slow
+def test_every_shared_kaggle_solution_played_in_random_order_ends_solved(shared_data: Path):
+    data = shared_data / "kaggle_format_test1000.csv"
+    assert check_every_stored_solution_ends_solved(data, 1.0, 0) == 1000
+
+
+def test_every_shared_easy50_solution_played_in_random_order_ends_solved(shared_data: Path):
+    assert check_every_stored_solution_ends_solved(shared_data / "easy50.txt", 0.5, 1) == 50
 
 
 def test_two_different_solutions_of_a_multi_puzzle_both_end_solved():
@@ -168,15 +177,27 @@ def test_action_mask_is_in_observation_info_and_action_masks():
     assert not mask[obs["board"] != 0].any()
 
 
-def test_file_source_and_index_option(shared_data):
-    env = gym.make("hrm_rl/Sudoku-v0", data=str(shared_data / "easy50.txt"))
+def test_file_source_and_index_option(self_made_data: Path):
+    data = self_made_data / "sudoku" / "zeros_crlf.txt"
+    env = gym.make("hrm_rl/Sudoku-v0", data=str(data))
     obs, info = env.reset(options={"index": 7})
     assert info["index"] == 7
     np.testing.assert_array_equal(obs["board"], env.unwrapped.puzzles.boards[7])
     with pytest.raises(ValueError, match="index"):
-        env.reset(options={"index": 50})
-    with pytest.raises(ValueError, match="easy50.txt:1: .*expected 16 cells"):
-        gym.make("hrm_rl/Sudoku4x4-v0", data=str(shared_data / "easy50.txt"))
+        env.reset(options={"index": 8})
+    with pytest.raises(ValueError, match="zeros_crlf.txt:1: .*expected 16 cells"):
+        gym.make("hrm_rl/Sudoku4x4-v0", data=str(data))
+
+
+def test_six_by_six_file_with_several_solutions_ends_solved_along_each(self_made_data: Path):
+    env = gym.make("hrm_rl/Sudoku6x6-v0", data=str(self_made_data / "sudoku" / "multi6x6.txt"))
+    puzzles = env.unwrapped.puzzles
+    rng = np.random.default_rng(2)
+    for i in range(len(puzzles)):
+        for k in range(puzzles.num_solutions[i]):
+            env.reset(options={"index": i})
+            _, terminated, _, info, _ = play_solution(env, puzzles.solutions[i, k], rng)
+            assert terminated and info["solved"], f"{puzzles.origin[i]}, solution {k}"
 
 
 def test_grid_mode_rewards_a_valid_proposal_and_truncates_after_max_segments():

@@ -14,16 +14,6 @@ from hrm_rl.envs.base import PuzzleSet
 from hrm_rl.envs.sudoku.readers import read_puzzles, write_puzzles
 from hrm_rl.envs.sudoku.rules import SudokuRules
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared_file(name: str) -> Path:
-    """A file from the shared puzzle folder, or skip the test when it is not there."""
-    path = SHARED_DATA / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found: the shared puzzle files live outside the project tree")
-    return path
-
 
 def known_solution(box_rows: int, box_cols: int) -> np.ndarray:
     """A valid solved board, row-major: each row is the first one shifted along."""
@@ -56,41 +46,156 @@ def is_solution(board: np.ndarray, solution: np.ndarray, box: tuple[int, int]) -
     return bool(solved[0]) and bool(np.all((board == 0) | (board == solution)))
 
 
-# --- the shared real files ------------------------------------------------------------------
+# --- the self-made files of tests/data: one per format ------------------------------------
 
 
-def test_kaggle_csv_reads_every_puzzle_with_its_unique_answer() -> None:
-    path = shared_file("kaggle_format_test1000.csv")
+def csv_rows(path: Path) -> list[list[str]]:
+    """The data rows of a CSV file (its header dropped), read by the csv module alone."""
     with open(path, newline="") as file:
-        rows = list(csv.reader(file))[1:]
-    quizzes = np.array([[int(ch) for ch in q] for q, _ in rows], dtype=np.int8)
-    answers = np.array([[int(ch) for ch in a] for _, a in rows], dtype=np.int8)
+        return list(csv.reader(file))[1:]
+
+
+def digits(text: str) -> np.ndarray:
+    """Values of one text field: digits, with ``.`` or ``0`` as blank."""
+    return np.array([0 if ch == "." else int(ch) for ch in text], dtype=np.int8)
+
+
+def check_kaggle_csv(path: Path) -> PuzzleSet:
+    """Every row comes back with its stored answer, and that answer is the only solution."""
+    rows = csv_rows(path)
 
     puzzles = read_puzzles(path)
 
-    assert len(puzzles) == 1000
+    assert len(puzzles) == len(rows)
     assert puzzles.has_answer.all()
     assert (puzzles.num_solutions == 1).all()
-    np.testing.assert_array_equal(puzzles.boards, quizzes)
-    np.testing.assert_array_equal(puzzles.solutions[:, 0], answers)
-    assert puzzles.origin[0] == "kaggle_format_test1000.csv:2"
-    assert puzzles.origin[-1] == "kaggle_format_test1000.csv:1001"
+    np.testing.assert_array_equal(puzzles.boards, np.stack([digits(q) for q, _ in rows]))
+    np.testing.assert_array_equal(puzzles.solutions[:, 0], np.stack([digits(a) for _, a in rows]))
+    assert puzzles.origin[0] == f"{path.name}:2"
+    assert puzzles.origin[-1] == f"{path.name}:{len(rows) + 1}"
+    return puzzles
 
 
-def test_limit_stops_after_that_many_puzzles() -> None:
-    puzzles = read_puzzles(shared_file("kaggle_format_test1000.csv"), limit=7)
-    assert len(puzzles) == 7
-    assert puzzles.origin[-1] == "kaggle_format_test1000.csv:8"
+def check_zeros_text_without_answers(path: Path) -> PuzzleSet:
+    """One puzzle a line, ``0`` = blank, CRLF: each has one solution and no stored answer."""
+    lines = path.read_bytes().decode().split("\r\n")
+    assert lines[-1] == "" and all("\n" not in line for line in lines)  # really CRLF
+    lines = lines[:-1]
 
+    puzzles = read_puzzles(path)
 
-def test_easy50_crlf_text_reads_50_unique_puzzles_without_answers() -> None:
-    puzzles = read_puzzles(shared_file("easy50.txt"))
-    assert len(puzzles) == 50
+    assert len(puzzles) == len(lines)
     assert (puzzles.num_solutions == 1).all()
     assert not puzzles.has_answer.any()
-    assert puzzles.origin[0] == "easy50.txt:1" and puzzles.origin[49] == "easy50.txt:50"
+    assert puzzles.origin == [f"{path.name}:{i}" for i in range(1, len(lines) + 1)]
+    np.testing.assert_array_equal(puzzles.boards, np.stack([digits(line) for line in lines]))
     for board, solution in zip(puzzles.boards, puzzles.solutions[:, 0], strict=True):
         assert is_solution(board, solution, (3, 3))
+    return puzzles
+
+
+def test_kaggle_csv_reads_every_puzzle_with_its_unique_answer(self_made_data: Path) -> None:
+    puzzles = check_kaggle_csv(self_made_data / "sudoku" / "kaggle.csv")
+    assert len(puzzles) == 50
+
+
+def test_limit_stops_after_that_many_puzzles(self_made_data: Path) -> None:
+    puzzles = read_puzzles(self_made_data / "sudoku" / "kaggle.csv", limit=7)
+    assert len(puzzles) == 7
+    assert puzzles.origin[-1] == "kaggle.csv:8"
+    folder = read_puzzles(self_made_data / "sudoku" / "hrm_sudoku" / "test", limit=2)
+    assert folder.origin == ["test/all__inputs.npy:row 0", "test/all__inputs.npy:row 1"]
+
+
+def test_zero_blank_crlf_text_reads_puzzles_without_answers(self_made_data: Path) -> None:
+    puzzles = check_zeros_text_without_answers(self_made_data / "sudoku" / "zeros_crlf.txt")
+    assert len(puzzles) == 8
+
+
+def test_dot_blank_text_with_comments_and_both_answer_separators(self_made_data: Path) -> None:
+    path = self_made_data / "sudoku" / "dots_answers.txt"
+    lines = path.read_text().splitlines()
+    numbered = [
+        (number, line.replace(",", " ").split())
+        for number, line in enumerate(lines, start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {len(fields) for _, fields in numbered} == {1, 2}
+    assert any("," in line for line in lines) and any(" " in line[81:82] for line in lines)
+
+    puzzles = read_puzzles(path)
+
+    assert puzzles.origin == [f"dots_answers.txt:{number}" for number, _ in numbered]
+    np.testing.assert_array_equal(puzzles.boards, np.stack([digits(f[0]) for _, f in numbered]))
+    assert puzzles.has_answer.tolist() == [len(f) == 2 for _, f in numbered]
+    assert (puzzles.num_solutions == 1).all()
+    for i, (_, fields) in enumerate(numbered):
+        if len(fields) == 2:
+            np.testing.assert_array_equal(puzzles.solutions[i, 0], digits(fields[1]))
+        assert is_solution(puzzles.boards[i], puzzles.solutions[i, 0], (3, 3))
+
+
+def test_six_by_six_text_keeps_every_solution_of_a_multi_solution_puzzle(
+    self_made_data: Path,
+) -> None:
+    path = self_made_data / "sudoku" / "multi6x6.txt"
+    first_answer = digits(path.read_text().splitlines()[0].split(",")[1])
+
+    puzzles = read_puzzles(path)
+
+    assert puzzles.boards.shape == (4, 36)
+    assert (puzzles.num_solutions >= 2).all()
+    assert puzzles.has_answer.tolist() == [True, False, False, False]
+    np.testing.assert_array_equal(puzzles.solutions[0, 0], first_answer)
+    for board, found, count in zip(
+        puzzles.boards, puzzles.solutions, puzzles.num_solutions, strict=True
+    ):
+        assert all(is_solution(board, s, (2, 3)) for s in found[:count])
+        assert len({s.tobytes() for s in found[:count]}) == count
+
+
+def test_sudoku_extreme_csv_file(self_made_data: Path) -> None:
+    path = self_made_data / "sudoku" / "extreme.csv"
+    rows = csv_rows(path)
+    assert all("." in question and "0" not in question for _, question, _, _ in rows)
+
+    puzzles = read_puzzles(path)
+
+    assert puzzles.origin == [f"extreme.csv:{line}" for line in range(2, len(rows) + 2)]
+    assert puzzles.has_answer.all() and (puzzles.num_solutions == 1).all()
+    np.testing.assert_array_equal(puzzles.boards, np.stack([digits(r[1]) for r in rows]))
+    np.testing.assert_array_equal(puzzles.solutions[:, 0], np.stack([digits(r[2]) for r in rows]))
+
+
+def test_hrm_built_sudoku_folder_file(self_made_data: Path) -> None:
+    split = self_made_data / "sudoku" / "hrm_sudoku" / "test"
+    inputs = np.load(split / "all__inputs.npy")
+    labels = np.load(split / "all__labels.npy")
+    assert inputs.dtype == np.uint8 and inputs.min() == 1  # HRM tokens: 1 = blank
+
+    puzzles = read_puzzles(split)
+
+    np.testing.assert_array_equal(puzzles.boards, inputs.astype(np.int8) - 1)
+    np.testing.assert_array_equal(puzzles.solutions[:, 0], labels.astype(np.int8) - 1)
+    assert puzzles.has_answer.all() and (puzzles.num_solutions == 1).all()
+    assert puzzles.origin == [f"test/all__inputs.npy:row {k}" for k in range(len(inputs))]
+    with pytest.raises(ValueError, match="hrm_sudoku: holds the splits test; pass one of them"):
+        read_puzzles(split.parent)
+
+
+# --- the third-party files of ../shared/data (extra checks; skipped when absent) ----------------
+
+
+def test_shared_kaggle_csv_reads_1000_puzzles_with_their_unique_answers(shared_data: Path) -> None:
+    puzzles = check_kaggle_csv(shared_data / "kaggle_format_test1000.csv")
+    assert len(puzzles) == 1000
+
+
+def test_shared_easy50_crlf_text_reads_50_unique_puzzles_without_answers(
+    shared_data: Path,
+) -> None:
+    puzzles = check_zeros_text_without_answers(shared_data / "easy50.txt")
+    assert len(puzzles) == 50
 
 
 # --- formats built here -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The exact Sudoku solver: real puzzle files, known counts, ratings, conflicts and bad input."""
+"""The exact Sudoku solver: puzzle files, known counts, ratings, conflicts and bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from sudoku_reference import is_valid_grid
 
 from hrm_rl.envs.sudoku.solver import Rating, conflicts, count_solutions, rate, solve
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 # Arto Inkala's "world's hardest Sudoku" (2012): singles get nowhere, search is needed.
 HARD = "800000000003600000070090200050007000000045700000100030001000068008500010090000400"
 HARD_SOLUTION = "812753649943682175675491283154237896369845721287169534521974368438526917796318452"
@@ -21,31 +19,23 @@ EASY = "003020600900305001001806400008102900700000008006708200002609500800203009
 
 
 def digits(text: str) -> np.ndarray:
-    return np.array([int(c) for c in text], dtype=np.int8)
+    return np.array([0 if c == "." else int(c) for c in text], dtype=np.int8)
 
 
-def require_data(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is missing: the shared puzzle files live in ../shared/data")
-    return path
-
-
-def test_kaggle_test1000_solved_uniquely_with_the_files_solution():
-    path = require_data("kaggle_format_test1000.csv")
+def check_csv_answers_are_the_only_solutions(path: Path, puzzle: str, answer: str) -> int:
+    """Each row's ``puzzle`` column has exactly one solution, its ``answer`` column; the count."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 1000
     for line, row in enumerate(rows, start=2):
-        found = solve(digits(row["quizzes"]), cap=2)
+        found = solve(digits(row[puzzle]), cap=2)
         assert len(found) == 1, f"{path.name}:{line}: {len(found)} solutions"
-        assert found[0].tolist() == digits(row["solutions"]).tolist(), f"{path.name}:{line}"
+        assert found[0].tolist() == digits(row[answer]).tolist(), f"{path.name}:{line}"
+    return len(rows)
 
 
-def test_easy50_every_puzzle_has_exactly_one_valid_solution():
-    path = require_data("easy50.txt")
+def check_every_line_has_exactly_one_valid_solution(path: Path) -> int:
+    """Each line of a CRLF puzzle-per-line file has one solution, valid and keeping its givens."""
     lines = [line for line in path.read_bytes().decode().split("\r\n") if line]
-    assert len(lines) == 50
     for number, line in enumerate(lines, start=1):
         puzzle = digits(line)
         found = solve(puzzle, cap=2)
@@ -53,6 +43,35 @@ def test_easy50_every_puzzle_has_exactly_one_valid_solution():
         assert is_valid_grid(found[0], (3, 3))
         given = puzzle != 0
         assert (found[0][given] == puzzle[given]).all()
+    return len(lines)
+
+
+def test_kaggle_csv_solved_uniquely_with_the_files_solution(self_made_data: Path):
+    path = self_made_data / "sudoku" / "kaggle.csv"
+    assert check_csv_answers_are_the_only_solutions(path, "quizzes", "solutions") == 50
+
+
+def test_extreme_csv_needs_search_and_is_solved_uniquely_with_the_files_solution(
+    self_made_data: Path,
+):
+    path = self_made_data / "sudoku" / "extreme.csv"
+    assert check_csv_answers_are_the_only_solutions(path, "question", "answer") == 4
+    with path.open(newline="") as f:
+        assert all(rate(digits(row["question"])).level == "search" for row in csv.DictReader(f))
+
+
+def test_crlf_text_every_puzzle_has_exactly_one_valid_solution(self_made_data: Path):
+    path = self_made_data / "sudoku" / "zeros_crlf.txt"
+    assert check_every_line_has_exactly_one_valid_solution(path) == 8
+
+
+def test_shared_kaggle_test1000_solved_uniquely_with_the_files_solution(shared_data: Path):
+    path = shared_data / "kaggle_format_test1000.csv"
+    assert check_csv_answers_are_the_only_solutions(path, "quizzes", "solutions") == 1000
+
+
+def test_shared_easy50_every_puzzle_has_exactly_one_valid_solution(shared_data: Path):
+    assert check_every_line_has_exactly_one_valid_solution(shared_data / "easy50.txt") == 50
 
 
 def test_hard_puzzle_needs_search_and_is_solved():
