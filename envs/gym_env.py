@@ -68,12 +68,7 @@ class PuzzleEnv(gym.Env):
         rules: PuzzleRules | None = None,
         **options: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        self.rules, self.puzzles = puzzle_source(family, data, puzzles, rules, options)
+        set_up_front_end(self, family, data, puzzles, rules, options, render_mode, strict)
         self.transition = PuzzleTransition(
             self.rules,
             action_mode,
@@ -87,9 +82,7 @@ class PuzzleEnv(gym.Env):
         self.mistake_reward = self.transition.mistake_reward
         self.shaping = self.transition.shaping
         self.max_segments = self.transition.max_segments
-        self.strict = strict
         self.generator_options = {"held_out": False, **(generator_options or {})}
-        self.render_mode = render_mode
 
         self.observation_space, self.action_space = puzzle_spaces(self.rules, action_mode)
         self._episodes: Episodes | None = None  # the running episode, a batch of one
@@ -235,6 +228,27 @@ def check_proposals(action: Any, L: int, V: int, batch: int | None) -> np.ndarra
     if proposal.size and (proposal.min() < 0 or proposal.max() >= V):
         raise ValueError(f"grid action values must lie in [0, {V}), got {proposal}")
     return proposal
+
+
+def set_up_front_end(
+    env: Any,
+    family: str,
+    data: str | None,
+    puzzles: PuzzleSet | None,
+    rules: PuzzleRules | None,
+    options: dict[str, Any],
+    render_mode: str | None,
+    strict: bool,
+) -> None:
+    """What every Gymnasium front-end sets first: a checked ``render_mode``, ``strict``, and its
+    rules and puzzles (:func:`puzzle_source`)."""
+    if render_mode is not None and render_mode not in env.metadata["render_modes"]:
+        raise ValueError(
+            f"render_mode must be one of {env.metadata['render_modes']} or None, "
+            f"got {render_mode!r}"
+        )
+    env.render_mode, env.strict = render_mode, strict
+    env.rules, env.puzzles = puzzle_source(family, data, puzzles, rules, options)
 
 
 def puzzle_source(

@@ -28,8 +28,8 @@ from hrm_rl.envs.gym_env import (
     check_proposals,
     draw_index,
     draw_puzzle,
-    puzzle_source,
     puzzle_spaces,
+    set_up_front_end,
 )
 from hrm_rl.envs.transition import Episodes, PuzzleTransition
 
@@ -78,12 +78,7 @@ class PuzzleVectorEnv(gym.vector.VectorEnv):
                 f"autoreset_mode must be one of {[m.value for m in AUTORESET_MODES]}, "
                 f"got {autoreset_mode.value!r}"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        self.rules, self.puzzles = puzzle_source(family, data, puzzles, rules, options)
+        set_up_front_end(self, family, data, puzzles, rules, options, render_mode, strict)
         self.transition = PuzzleTransition(
             self.rules,
             action_mode,
@@ -93,9 +88,7 @@ class PuzzleVectorEnv(gym.vector.VectorEnv):
             max_segments=max_segments,
         )
         self.action_mode = self.transition.action_mode
-        self.strict = strict
         self.generator_options = {"held_out": False, **(generator_options or {})}
-        self.render_mode = render_mode
         self.device = torch.device(device)
         self.autoreset_mode = autoreset_mode
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
