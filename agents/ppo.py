@@ -27,7 +27,7 @@ from torch import nn
 from torchrl.objectives.value import GAE
 
 from hrm_rl.agents.policy import HRMPolicy
-from hrm_rl.distributed import World
+from hrm_rl.agents.ranks import Ranks
 from hrm_rl.models.hrm import HRM
 
 REPLAY_MODES = ("resume", "recompute")
@@ -111,11 +111,11 @@ class PPOAgent(nn.Module):
         self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
         self.iteration = 0
         self.bad_updates = 0
-        # data-parallel runs set this to World.average_gradients: (parameters, this rank's loss
+        # data-parallel runs set this to Ranks.average_gradients: (parameters, this rank's loss
         # is finite) -> averaged gradients in place, and whether every rank's loss was finite
         self.gradient_sync: Callable[[Iterable[nn.Parameter], bool], bool] | None = None
 
-    def join(self, world: World) -> None:
+    def join(self, world: Ranks) -> None:
         """Train data-parallel with the other ranks of ``world`` (nothing when it is alone)."""
         if world.joined:
             self.gradient_sync = world.average_gradients

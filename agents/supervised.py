@@ -31,7 +31,7 @@ from torch import nn
 from hrm_rl.agents.evaluation import Episodes
 from hrm_rl.agents.policy import PRECISIONS
 from hrm_rl.agents.ppo import update_ema, warmup_cosine_factor
-from hrm_rl.distributed import World
+from hrm_rl.agents.ranks import Ranks
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.models.hrm import HRM
 
@@ -84,9 +84,9 @@ class SupervisedAgent(nn.Module):
         self.iteration = 0
         # a data-parallel run's ranks (see join): gradients are averaged every segment and the
         # batch ends when every rank's puzzles have halted
-        self.world: World | None = None
+        self.world: Ranks | None = None
 
-    def join(self, world: World) -> None:
+    def join(self, world: Ranks) -> None:
         """Train data-parallel with the other ranks of ``world`` (nothing when it is alone)."""
         if world.joined:
             self.world = world

@@ -38,6 +38,14 @@ def test_the_model_loads_without_gymnasium_or_any_puzzle_family():
     assert loaded == "False False"
 
 
+def test_the_agents_load_without_the_entry_points_process_group_code():
+    loaded = python(
+        "import sys, hrm_rl.agents.ppo, hrm_rl.agents.supervised\n"
+        "print(sorted(m for m in sys.modules if m in ('hrm_rl.distributed', 'hrm_rl.train')))"
+    )
+    assert loaded == "[]"
+
+
 @pytest.mark.parametrize(
     "imports", ["import hrm_rl, gymnasium as gym", "import gymnasium as gym, hrm_rl"]
 )
