@@ -16,7 +16,14 @@ from torchrl.data import Binary, Bounded, Categorical, Composite, MultiCategoric
 from torchrl.envs import EnvBase
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.transition import Episodes, PuzzleTransition
+from hrm_rl.envs.transition import (
+    MAX_SEGMENTS,
+    MISTAKE_REWARD,
+    SHAPING,
+    SOLVE_BONUS,
+    Episodes,
+    PuzzleTransition,
+)
 
 ORDERS = ("random", "sequential")
 
@@ -41,10 +48,10 @@ class BatchedPuzzleEnv(EnvBase):
         action_mode: str = "cell",
         augment: bool = True,
         order: str = "random",
-        solve_bonus: float = 1.0,
-        mistake_reward: float = -1.0,
-        shaping: float = 0.0,
-        max_segments: int = 16,
+        solve_bonus: float = SOLVE_BONUS,
+        mistake_reward: float = MISTAKE_REWARD,
+        shaping: float = SHAPING,
+        max_segments: int = MAX_SEGMENTS,
         seed: int | None = None,
     ) -> None:
         transition = PuzzleTransition(

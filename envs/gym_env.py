@@ -28,7 +28,15 @@ import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import make_rules
-from hrm_rl.envs.transition import ACTION_MODES, Episodes, PuzzleTransition
+from hrm_rl.envs.transition import (
+    ACTION_MODES,
+    MAX_SEGMENTS,
+    MISTAKE_REWARD,
+    SHAPING,
+    SOLVE_BONUS,
+    Episodes,
+    PuzzleTransition,
+)
 
 __all__ = [
     "ACTION_MODES",
@@ -58,10 +66,10 @@ class PuzzleEnv(gym.Env):
         data: str | None = None,
         puzzles: PuzzleSet | None = None,
         action_mode: str = "cell",
-        solve_bonus: float = 1.0,
-        mistake_reward: float = -1.0,
-        shaping: float = 0.0,
-        max_segments: int = 16,
+        solve_bonus: float = SOLVE_BONUS,
+        mistake_reward: float = MISTAKE_REWARD,
+        shaping: float = SHAPING,
+        max_segments: int = MAX_SEGMENTS,
         strict: bool = False,
         generator_options: dict[str, Any] | None = None,
         render_mode: str | None = None,

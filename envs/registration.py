@@ -33,6 +33,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from hrm_rl.envs.base import PuzzleRules
+from hrm_rl.envs.transition import MISTAKE_REWARD, SOLVE_BONUS
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ BUILTIN_MODULES = ("hrm_rl.envs.sudoku.rules", "hrm_rl.envs.maze.rules")
 # families; a plugged family's `configs` entries are laid over these).
 ENV_DEFAULTS: dict[str, Any] = {
     "action_mode": "cell",  # cell: one placement per step; grid: a full proposal per step
-    "solve_bonus": 1.0,
-    "mistake_reward": -1.0,
+    "solve_bonus": SOLVE_BONUS,
+    "mistake_reward": MISTAKE_REWARD,
     "givens": None,  # [lo, hi] givens per puzzle, for families whose generator takes them
     "generate": {},  # further keyword arguments of the family's generator
     "bank_size": 2048,  # training puzzles per curriculum level

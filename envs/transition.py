@@ -25,6 +25,13 @@ import torch
 
 from hrm_rl.envs.base import PuzzleRules
 
+# The defaults of every front-end (PuzzleEnv, PuzzleVectorEnv, BatchedPuzzleEnv) and of the env
+# configs (registration.ENV_DEFAULTS; configs/env/*.yaml spell them out; a test keeps them equal)
+SOLVE_BONUS = 1.0  # added to the last sound placement's reward when it solves the puzzle
+MISTAKE_REWARD = -1.0  # the reward of an unsound or illegal placement, which ends the episode
+SHAPING = 0.0  # grid mode: weight of the share of satisfied constraints in an unsolved proposal
+MAX_SEGMENTS = 16  # grid mode: proposals before the episode is truncated
+
 ACTION_MODES = ("cell", "grid")
 
 
@@ -72,10 +79,10 @@ class PuzzleTransition:
         rules: PuzzleRules,
         action_mode: str = "cell",
         *,
-        solve_bonus: float = 1.0,
-        mistake_reward: float = -1.0,
-        shaping: float = 0.0,
-        max_segments: int = 16,
+        solve_bonus: float = SOLVE_BONUS,
+        mistake_reward: float = MISTAKE_REWARD,
+        shaping: float = SHAPING,
+        max_segments: int = MAX_SEGMENTS,
     ) -> None:
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")

@@ -31,7 +31,14 @@ from hrm_rl.envs.gym_env import (
     puzzle_spaces,
     set_up_front_end,
 )
-from hrm_rl.envs.transition import Episodes, PuzzleTransition
+from hrm_rl.envs.transition import (
+    MAX_SEGMENTS,
+    MISTAKE_REWARD,
+    SHAPING,
+    SOLVE_BONUS,
+    Episodes,
+    PuzzleTransition,
+)
 
 AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 FLAGS = ("solved", "illegal", "mistake")
@@ -58,10 +65,10 @@ class PuzzleVectorEnv(gym.vector.VectorEnv):
         data: str | None = None,
         puzzles: PuzzleSet | None = None,
         action_mode: str = "cell",
-        solve_bonus: float = 1.0,
-        mistake_reward: float = -1.0,
-        shaping: float = 0.0,
-        max_segments: int = 16,
+        solve_bonus: float = SOLVE_BONUS,
+        mistake_reward: float = MISTAKE_REWARD,
+        shaping: float = SHAPING,
+        max_segments: int = MAX_SEGMENTS,
         strict: bool = False,
         generator_options: dict[str, Any] | None = None,
         render_mode: str | None = None,
