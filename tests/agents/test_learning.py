@@ -98,5 +98,4 @@ def test_ppo_with_graph_attention_finds_shortest_paths_through_unseen_7x7_mazes(
     solve_rate = train_and_test(
         rules, train, test, model, agent_config, seed, 64, 16, MAZE_ITERATIONS
     )
-    # random legal moves solve a few percent of such mazes
     assert solve_rate >= MAZE_BAR
