@@ -365,6 +365,38 @@ def test_sudoku_graph_and_rope2d_change_the_function_and_train(grad, h_module):
     assert sum(g.abs().sum() for g in grads) > 0
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("grad", ["one_step", "last_cycle"])
+@pytest.mark.parametrize("h_module", ["hrm", "bicross", "multicell"])
+def test_graph_attention_on_cuda_matches_cpu_and_trains_under_bf16(grad, h_module):
+    rules = SudokuRules(2, 2)
+    tokens, candidates = inputs()
+    model = make_model(
+        h_module=h_module,
+        grad=grad,
+        attention="graph",
+        pos_encoding="rope2d",
+        graph=rules.constraint_graph(),
+        grid_shape=rules.grid_shape,
+    )
+    expected = model(tokens, model.initial_carry(5), candidates, deterministic=True)
+
+    model = model.cuda()
+    tokens, candidates = tokens.cuda(), candidates.cuda()
+    with torch.no_grad():
+        out = model(tokens, model.initial_carry(5), candidates, deterministic=True)
+    assert torch.allclose(out.move_logits.cpu(), expected.move_logits, atol=1e-3)
+    if expected.selections is not None:  # the same cells chosen
+        assert torch.equal(out.selections.cpu(), expected.selections)
+
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        out = model(tokens, model.initial_carry(5), candidates)
+    loss = out.move_logits.float().logsumexp(dim=1) + out.value.float() + out.selection_log_prob
+    loss.sum().backward()
+    grads = [p.grad for p in model.L_net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
 def test_num_parameters_counts_memory_cells_and_embeddings():
     model = make_model(h_module="multicell", num_cells=4, cell_tokens=8)
     total = model.num_parameters()
