@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tensordict import TensorDictBase
 from torch import nn
 
-from hrm_rl.agents.evaluation import Episodes
+from hrm_rl.agents.evaluation import PlayResults, evaluation_env, play
 from hrm_rl.agents.policy import PRECISIONS
 from hrm_rl.agents.ppo import update_ema, warmup_cosine_factor
 from hrm_rl.agents.ranks import Ranks
@@ -224,7 +224,6 @@ class PuzzleSampler:
         self.generator.set_state(state["generator"])
 
 
-@torch.no_grad()
 def play_supervised(
     model: HRM,
     rules: PuzzleRules,
@@ -236,24 +235,25 @@ def play_supervised(
     generator: torch.Generator | None = None,
     precision: str = "auto",
     batch_size: int = 1024,
-) -> Episodes:
+) -> PlayResults:
     """Run ``segments`` segments on every puzzle and judge the last proposal by the rules.
 
     Greedy (``sample=False``) proposes the most likely admissible value at every blank; sampled
-    draws each blank's value from the softmax over admissible values (for pass@K).
-    ``Episodes.moves`` is the number of segments and ``mistake`` marks unsolved proposals.
+    draws each blank's value from the softmax over admissible values (for pass@K). The proposal
+    is one ``grid`` step of :func:`~hrm_rl.agents.evaluation.play` (``max_segments=1``), played
+    ``batch_size`` puzzles at a time. ``PlayResults.moves`` is the number of segments and
+    ``mistake`` marks unsolved proposals.
     """
     model.eval()
     device = torch.device(device)
-    start = time.perf_counter()
-    solved, finals = [], []
-    cell_counts = torch.zeros(model.config.num_cells, dtype=torch.int64, device=device)
-    multicell = model.config.selections_per_cycle > 0
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    for first in range(0, len(puzzles), batch_size):
-        boards = torch.as_tensor(puzzles.boards[first : first + batch_size], device=device).long()
+
+    @torch.no_grad()
+    def propose(tensordict: TensorDictBase, playing: torch.Tensor) -> TensorDictBase:
+        boards = tensordict["board"]
         mask = rules.proposal_mask(boards)
         carry = model.initial_carry(boards.shape[0], device)
+        cells = []
         for _ in range(segments):
             with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                 out = model(
@@ -264,23 +264,25 @@ def play_supervised(
                     generator=generator,
                 )
             carry = out.carry
-            if multicell:
-                cell_counts += torch.bincount(out.selections.flatten(), minlength=len(cell_counts))
+            if out.selections is not None:
+                cells.append(out.selections)
         logits = out.grid_logits.float().masked_fill(~mask, -math.inf)
         if sample:
             flat = torch.softmax(logits, dim=-1).flatten(0, 1)
             values = torch.multinomial(flat, 1, generator=generator).view(boards.shape)
         else:
             values = logits.argmax(dim=-1)
-        proposal = torch.where(boards == 0, values + 1, boards)
-        solved.append(rules.is_solved(proposal).cpu())
-        finals.append(proposal.cpu())
-    solved_np = torch.cat(solved).numpy()
-    return Episodes(
-        solved=solved_np,
-        moves=np.full(len(puzzles), segments, dtype=np.int64),
-        mistake=~solved_np,
-        final_board=torch.cat(finals).numpy(),
-        cell_counts=cell_counts.cpu().numpy() if multicell else None,
-        seconds=time.perf_counter() - start,
-    )
+        tensordict.set("action", values)
+        if cells:
+            tensordict.set("cells", torch.cat(cells, dim=1))  # [P, segments·N, k]
+        return tensordict
+
+    num_cells = model.config.num_cells if model.config.selections_per_cycle > 0 else 0
+    parts = []
+    for first in range(0, len(puzzles), batch_size):
+        chunk = puzzles.subset(np.arange(first, min(first + batch_size, len(puzzles))))
+        env = evaluation_env(rules, chunk, device, action_mode="grid", max_segments=1)
+        parts.append(play(env, propose, num_cells))
+    played = PlayResults.concatenate(parts)
+    played.moves = np.full(len(puzzles), segments, dtype=np.int64)
+    return played

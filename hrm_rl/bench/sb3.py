@@ -17,6 +17,7 @@ so importing this module never needs it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -24,10 +25,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from tensordict import TensorDictBase
 from tqdm import tqdm
 
+from hrm_rl.agents.evaluation import PlayResults, evaluation_env, play
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.gym_env import PuzzleEnv
+from hrm_rl.envs.gym_env import PuzzleEnv, puzzle_spaces
 
 log = logging.getLogger(__name__)
 
@@ -228,59 +231,51 @@ class _Budget:
 
 
 class _Evaluator:
-    """Plays chosen held-out puzzles to the end, many episodes in lockstep."""
+    """Plays chosen held-out puzzles to the end with the package's one evaluation loop
+    (:func:`hrm_rl.agents.evaluation.play`), ``EVAL_BATCH`` episodes in lockstep."""
 
     def __init__(
         self, model: Any, rules: PuzzleRules, puzzles: PuzzleSet, options: dict[str, Any]
     ) -> None:
-        self.model, self.rules, self.puzzles = model, rules, puzzles
-        self.envs = [
-            PuzzleEnv(rules.name, rules=rules, puzzles=puzzles, **options)
-            for _ in range(min(EVAL_BATCH, len(puzzles)))
-        ]
+        self.model, self.rules, self.puzzles, self.options = model, rules, puzzles, options
+        self.space = puzzle_spaces(rules, "cell")[0]  # PuzzleEnv's, as the training envs saw it
 
     def play(self, indices: np.ndarray, *, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
         """One episode of each puzzle ``indices[i]``: ``(solved bool[n], final board [n, L])``.
 
         Moves come from the policy with the env's action masks (greedy when ``deterministic``).
-        An episode ends when the env says so, after ``num_positions + 1`` moves, or when no legal
-        move is left; only an end the env reports as solved counts as solved.
+        An episode ends when the env says so; a slot with no legal move left plays an illegal
+        one, which ends it unsolved. Only an end the env reports as solved counts as solved.
         """
-        solved = np.zeros(len(indices), dtype=bool)
-        boards = np.zeros((len(indices), self.rules.num_positions), dtype=self.puzzles.boards.dtype)
-        for first in range(0, len(indices), len(self.envs)):
-            chunk = indices[first : first + len(self.envs)]
-            solved[first : first + len(chunk)], boards[first : first + len(chunk)] = self._play(
-                chunk, deterministic
-            )
-        return solved, boards
+        parts = []
+        for first in range(0, len(indices), EVAL_BATCH):
+            chunk = self.puzzles.subset(indices[first : first + EVAL_BATCH])
+            env = evaluation_env(self.rules, chunk, **self.options)
+            parts.append(play(env, functools.partial(self._choose, deterministic)))
+        played = PlayResults.concatenate(parts)
+        return played.solved, played.final_board.astype(self.puzzles.boards.dtype)
 
-    def _play(self, indices: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        envs = self.envs[: len(indices)]
-        space = envs[0].observation_space
-        pairs = zip(envs, indices, strict=True)
-        raw = [env.reset(options={"index": int(i)})[0] for env, i in pairs]  # dict observations
-        # [n, D]: flattened as FlattenObservation does for the training envs
-        flat = np.stack([gym.spaces.flatten(space, o) for o in raw])
-        solved = np.zeros(len(indices), dtype=bool)
-        active = np.ones(len(indices), dtype=bool)
-        for _ in range(self.rules.num_positions + 1):
-            masks = np.stack([env.action_masks() for env in envs])  # [n, L·V]
-            active &= masks.any(axis=1)  # no legal move left: the episode ends unsolved
-            playing = np.flatnonzero(active)
-            if not playing.size:
-                break
-            actions, _ = self.model.predict(
-                flat[playing], action_masks=masks[playing], deterministic=deterministic
+    def _choose(
+        self, deterministic: bool, tensordict: TensorDictBase, playing: torch.Tensor
+    ) -> TensorDictBase:
+        masks = tensordict["action_mask"]  # [n, L·V]
+        action = torch.zeros(masks.shape[0], dtype=torch.int64)
+        rows = (playing & masks.any(dim=1)).nonzero().squeeze(-1)
+        if rows.numel():
+            observations = {key: tensordict[key][rows].numpy() for key in self.space.spaces}
+            # [n', D]: flattened as FlattenObservation does for the training envs
+            flat = np.stack(
+                [
+                    gym.spaces.flatten(self.space, {k: v[i] for k, v in observations.items()})
+                    for i in range(rows.numel())
+                ]
             )
-            for j, action in zip(playing, actions, strict=True):
-                raw[j], _, terminated, truncated, info = envs[j].step(int(action))
-                flat[j] = gym.spaces.flatten(space, raw[j])
-                if terminated or truncated:
-                    active[j] = False
-                    solved[j] = bool(info["solved"])
-        boards = np.stack([o["board"] for o in raw])  # [n, L]
-        return solved, boards
+            chosen, _ = self.model.predict(
+                flat, action_masks=masks[rows].numpy(), deterministic=deterministic
+            )
+            action[rows] = torch.as_tensor(chosen, dtype=torch.int64)
+        tensordict.set("action", action)
+        return tensordict
 
 
 def _import_sb3() -> tuple[Any, Any]:
