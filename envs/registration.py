@@ -33,7 +33,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from hrm_rl.envs.base import PuzzleRules
-from hrm_rl.envs.transition import MISTAKE_REWARD, SOLVE_BONUS
+from hrm_rl.envs.transition import MAX_SEGMENTS, MISTAKE_REWARD, SHAPING, SOLVE_BONUS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ ENV_DEFAULTS: dict[str, Any] = {
     "action_mode": "cell",  # cell: one placement per step; grid: a full proposal per step
     "solve_bonus": SOLVE_BONUS,
     "mistake_reward": MISTAKE_REWARD,
+    "shaping": SHAPING,  # grid mode: weight of the share of satisfied constraints when unsolved
+    "max_segments": MAX_SEGMENTS,  # grid mode: proposals before an episode is truncated
     "givens": None,  # [lo, hi] givens per puzzle, for families whose generator takes them
     "generate": {},  # further keyword arguments of the family's generator
     "bank_size": 2048,  # training puzzles per curriculum level

@@ -18,6 +18,7 @@ from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.curriculum import Curriculum
 from hrm_rl.envs.registration import rules_from_config
+from hrm_rl.envs.transition import MAX_SEGMENTS, SHAPING
 from hrm_rl.models import HRM, HRMConfig
 
 # The held-out bank does not depend on `seed`, so that runs of different seeds compare.
@@ -35,11 +36,15 @@ def agent_name(agent_cfg: DictConfig) -> str:
 
 
 def env_options(env_cfg: DictConfig) -> dict:
-    """The env config's action mode and rewards, as ``BatchedPuzzleEnv`` keyword arguments."""
+    """The env config's action mode, rewards and grid-mode knobs, as ``BatchedPuzzleEnv``
+    keyword arguments (configs saved before ``shaping`` and ``max_segments`` existed get the
+    defaults)."""
     return {
         "action_mode": env_cfg.action_mode,
         "solve_bonus": env_cfg.solve_bonus,
         "mistake_reward": env_cfg.mistake_reward,
+        "shaping": env_cfg.get("shaping", SHAPING),
+        "max_segments": env_cfg.get("max_segments", MAX_SEGMENTS),
     }
 
 

@@ -77,16 +77,20 @@ def test_every_source_package_is_listed_for_installation():
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
 
 
-def test_every_env_config_spells_out_the_front_ends_reward_defaults():
+def test_every_env_config_spells_out_the_front_ends_reward_and_grid_defaults():
     from hrm_rl.envs.registration import ENV_DEFAULTS
-    from hrm_rl.envs.transition import MISTAKE_REWARD, SOLVE_BONUS
+    from hrm_rl.envs.transition import MAX_SEGMENTS, MISTAKE_REWARD, SHAPING, SOLVE_BONUS
 
-    assert ENV_DEFAULTS["solve_bonus"] == SOLVE_BONUS
-    assert ENV_DEFAULTS["mistake_reward"] == MISTAKE_REWARD
+    defaults = {
+        "solve_bonus": SOLVE_BONUS,
+        "mistake_reward": MISTAKE_REWARD,
+        "shaping": SHAPING,
+        "max_segments": MAX_SEGMENTS,
+    }
+    assert {key: ENV_DEFAULTS[key] for key in defaults} == defaults
     env_configs = resources.files("hrm_rl.configs") / "env"
     names = sorted(p.name for p in env_configs.iterdir() if p.name.endswith(".yaml"))
     assert "sudoku.yaml" in names and "maze7x7.yaml" in names
     for name in names:
         config = OmegaConf.load(str(env_configs / name))
-        assert config.solve_bonus == SOLVE_BONUS, name
-        assert config.mistake_reward == MISTAKE_REWARD, name
+        assert {key: config[key] for key in defaults} == defaults, name

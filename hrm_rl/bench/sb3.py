@@ -31,6 +31,7 @@ from tqdm import tqdm
 from hrm_rl.agents.evaluation import PlayResults, evaluation_env, play
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.gym_env import PuzzleEnv, puzzle_spaces
+from hrm_rl.envs.transition import MAX_SEGMENTS, SHAPING
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ AGENT = "MaskablePPO (sb3-contrib, default MlpPolicy)"
 CURVE_PUZZLES = 200  # the intermediate curve points judge at most this many held-out puzzles
 EVAL_BATCH = 256  # episodes played in lockstep, one batched policy call per step
 ENV_OPTION_KEYS = ("solve_bonus", "mistake_reward")
+GRID_ONLY = {"shaping": SHAPING, "max_segments": MAX_SEGMENTS}  # accepted at their defaults
 FOREVER = 2**62  # learn()'s total_timesteps: the wall-clock budget is what stops training
 
 
@@ -297,6 +299,11 @@ def _env_options(env_options: dict | None) -> dict[str, Any]:
     mode = options.pop("action_mode", "cell")
     if mode != "cell":
         raise ValueError(f"env_options['action_mode'] must be 'cell' for MaskablePPO, got {mode!r}")
+    for key, default in GRID_ONLY.items():  # no effect in cell mode: only the default is honest
+        if key in options and options.pop(key) != default:
+            raise ValueError(
+                f"env_options[{key!r}] applies to grid mode, which MaskablePPO does not play"
+            )
     unknown = sorted(set(options) - set(ENV_OPTION_KEYS))
     if unknown:
         raise ValueError(f"env_options takes only {list(ENV_OPTION_KEYS)}, got also {unknown}")

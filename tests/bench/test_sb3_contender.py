@@ -98,6 +98,11 @@ def test_rejects_options_it_cannot_honour(sudoku4x4):
         )
     with pytest.raises(ValueError, match="shaping"):
         run_maskable_ppo(rules, train, held_out, budget_seconds=0.0, env_options={"shaping": 0.1})
+    defaults = {"shaping": 0.0, "max_segments": 16}  # what env_options of any env config holds
+    result = run_maskable_ppo(
+        rules, train, held_out.subset([0]), budget_seconds=0.0, env_options=defaults
+    )
+    assert result["puzzles"] == 1
     nine = make_rules("sudoku", box=(3, 3)).generate(np.random.default_rng(0), 2)
     with pytest.raises(ValueError, match=r"extra_eval\['nine'\] has 81-position boards"):
         run_maskable_ppo(rules, train, held_out, budget_seconds=0.0, extra_eval={"nine": nine})

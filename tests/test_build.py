@@ -1,0 +1,32 @@
+"""hrm_rl.build: what a config turns into, for train, evaluate and bench alike."""
+
+from __future__ import annotations
+
+import numpy as np
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from hrm_rl.build import env_options
+from hrm_rl.envs.batched import BatchedPuzzleEnv
+from hrm_rl.envs.registration import rules_from_config
+from hrm_rl.envs.sudoku.generator import generate
+
+
+def test_grid_mode_knobs_reach_the_env_from_the_command_line():
+    overrides = ["env=sudoku4x4", "env.action_mode=grid", "env.shaping=0.5", "env.max_segments=3"]
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    options = env_options(cfg.env)
+    assert options["shaping"] == 0.5 and options["max_segments"] == 3
+    rules = rules_from_config(cfg.env)
+    env = BatchedPuzzleEnv(rules, generate(np.random.default_rng(0), 2, box=(2, 2)), 2, **options)
+    assert env.action_mode == "grid" and env.max_segments == 3 and env.transition.shaping == 0.5
+
+
+def test_a_config_saved_before_the_grid_knobs_existed_gets_their_defaults():
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=["env=sudoku4x4"])
+    old = OmegaConf.to_container(cfg.env)
+    del old["shaping"], old["max_segments"]
+    options = env_options(OmegaConf.create(old))
+    assert options["shaping"] == 0.0 and options["max_segments"] == 16
