@@ -93,6 +93,8 @@ def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> Puz
 def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device) -> HRM:
     """The HRM the ``model`` config describes, sized for the rules' board."""
     options = OmegaConf.to_container(model_cfg, resolve=True)
+    if options.pop("extra", None):  # a key of older configs that nothing ever read
+        raise ValueError(f"model.extra is not an HRM option (got {model_cfg.extra})")
     config = HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **options)
     return HRM(config, graph=rules.constraint_graph(), grid_shape=rules.grid_shape).to(device)
 

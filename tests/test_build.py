@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from hrm_rl.build import env_options
+from hrm_rl.build import build_model, env_options
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.envs.sudoku.generator import generate
@@ -30,3 +32,16 @@ def test_a_config_saved_before_the_grid_knobs_existed_gets_their_defaults():
     del old["shaping"], old["max_segments"]
     options = env_options(OmegaConf.create(old))
     assert options["shaping"] == 0.0 and options["max_segments"] == 16
+
+
+def test_a_model_config_saved_with_the_old_empty_extra_still_builds():
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=["env=sudoku4x4"])
+    rules = rules_from_config(cfg.env)
+    old = OmegaConf.to_container(cfg.model)
+    old["extra"] = {}
+    model = build_model(rules, OmegaConf.create(old), torch.device("cpu"))
+    assert model.config == build_model(rules, cfg.model, torch.device("cpu")).config
+    old["extra"] = {"depth": 2}
+    with pytest.raises(ValueError, match="model.extra"):
+        build_model(rules, OmegaConf.create(old), torch.device("cpu"))

@@ -82,7 +82,6 @@ class HRMConfig:
     always_active_first: bool = False  # cell 1 always read and written, k more are chosen
     memory_scope: str = "episode"
     grad: str = "one_step"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
