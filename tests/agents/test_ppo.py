@@ -1,4 +1,5 @@
-"""The PPO agent: exact replay of collected steps, and an update that trains every part."""
+"""The PPO agent: an update that trains every part, both replay modes, its diagnostics and its
+options (the policy's acting, exact replay and precision: test_policy.py)."""
 
 from __future__ import annotations
 
@@ -64,20 +65,6 @@ def collect(
     data = next(iter(collector))
     collector.shutdown()
     return agent, data
-
-
-@pytest.mark.parametrize("replay", ["resume", "recompute"])
-@pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
-def test_recomputed_joint_log_probs_equal_the_collected_ones_before_any_step(bank, grad, replay):
-    agent, data = collect(bank, grad, replay=replay)
-    assert ("resume" in data.keys()) == (replay == "resume")  # stored only when replayed from
-    flat = data.reshape(-1)
-    assert flat["is_init"].any() and (~flat["is_init"]).any()  # fresh and mid-episode steps
-    assert agent.replay_max_abs_log_ratio(flat) < 1e-5
-    metrics = agent.update(data)
-    assert metrics["replay_max_abs_log_ratio"] < 1e-5
-    # after the update the policy moved, so the same check now sees a difference
-    assert agent.replay_max_abs_log_ratio(flat) > 1e-5
 
 
 def test_one_update_trains_actor_critic_and_cell_policy(bank):
@@ -180,40 +167,6 @@ def test_hrm_module_without_cells_trains_too(bank):
     metrics = agent.update(data)
     assert metrics["replay_max_abs_log_ratio"] < 1e-5
     assert np.isfinite(metrics["loss_objective"])
-
-
-def linear_output_dtypes(agent) -> tuple[list[torch.dtype], list]:
-    """Hooks that record the output dtype of every Linear layer: (the record, the hooks)."""
-    seen = []
-    hooks = [
-        module.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
-        for module in agent.model.modules()
-        if isinstance(module, torch.nn.Linear)
-    ]
-    return seen, hooks
-
-
-@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
-def test_bf16_autocast_runs_the_backbone_in_bf16_and_keeps_the_outputs_float32(bank, precision):
-    agent, data = collect(bank, "one_step", precision=precision)
-    seen, hooks = linear_output_dtypes(agent)
-    metrics = agent.update(data)
-    for hook in hooks:
-        hook.remove()
-    # on this CPU, auto means float32; bf16 autocasts every Linear of the backbone
-    expected = torch.bfloat16 if precision == "bf16" else torch.float32
-    assert seen and set(seen) == {expected}
-    for key in ("log_prob", "value_pred", ("next", "z_H"), ("resume", "z_L")):
-        assert data[key].dtype == torch.float32, key
-    assert all(p.dtype == torch.float32 for p in agent.model.parameters())
-    assert np.isfinite(metrics["loss_objective"]) and np.isfinite(metrics["grad_norm"])
-    # the minibatch shapes differ from the collection's, so bf16 replays only approximately
-    assert metrics["replay_max_abs_log_ratio"] < (0.1 if precision == "bf16" else 1e-5)
-
-
-def test_an_unknown_precision_is_an_error(bank):
-    with pytest.raises(ValueError, match="precision must be one of"):
-        collect(bank, "one_step", precision="fp8")
 
 
 # --- the selection policy's own trust region ---------------------------------------------------

@@ -1,5 +1,6 @@
 """The HRM backbone: gradient modes (by inspecting which applications carry gradient), replay of
-stored selections, the carry, auxiliary losses, parameter counting."""
+stored selections, the carry, parameter counting (the memory H-modules and their auxiliary losses:
+test_memory.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import torch
 
 from hrm_rl.envs.sudoku.rules import SudokuRules
 from hrm_rl.models.hrm import HRM, HRMConfig
-from hrm_rl.models.memory import balance_loss, diversity_loss, selfsup_loss
 
 L, V = 16, 4  # a 4x4 Sudoku board
 
@@ -72,17 +72,6 @@ def test_gradient_modes_track_exactly_the_promised_applications(
 def _tok_carry(model):
     tokens, candidates = inputs()
     return tokens, model.initial_carry(tokens.shape[0]), candidates
-
-
-@pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
-def test_first_cycle_selection_trains_relevance_and_initial_cls(grad):
-    model = make_model(h_module="multicell", grad=grad, num_cells=5, top_k=2)
-    out = model(*_tok_carry(model))
-    out.selection_log_probs[:, 0].sum().backward()
-    W_r, cells = model.H_update.W_r, model.H_update.initial_cells
-    assert W_r.grad is not None and W_r.grad.abs().sum() > 0
-    assert cells.grad is not None and cells.grad[:, 0].abs().sum() > 0  # the CLS tokens
-    assert torch.isfinite(W_r.grad).all() and torch.isfinite(cells.grad).all()
 
 
 @pytest.mark.parametrize("grad", ["one_step", "last_cycle", "full"])
@@ -201,31 +190,6 @@ def test_returned_carry_never_requires_grad(h_module):
     assert all(not value.requires_grad for value in out.carry.values())
 
 
-@pytest.mark.parametrize("h_module", ["bicross", "multicell"])
-def test_reset_restores_initial_cells_in_episode_scope_and_keeps_them_in_lifelong(h_module):
-    tokens, candidates = inputs()
-    reset = torch.tensor([True, False, True, False, False])
-    for scope in ("episode", "lifelong"):
-        model = make_model(h_module=h_module, memory_scope=scope)
-        carry = model(tokens, model.initial_carry(5), candidates).carry
-        carry = model(tokens, carry, candidates).carry
-        initial = model.H_update.initial_cells.detach()
-        assert not torch.allclose(carry["cells"][0], initial)  # the memory was written
-        after = model.reset_carry(carry, reset)
-        for b in range(5):
-            torch.testing.assert_close(
-                after["z_H"][b],
-                model.H_init.expand_as(after["z_H"][b]) if reset[b] else carry["z_H"][b],
-            )
-        if scope == "episode":
-            torch.testing.assert_close(after["cells"][0], initial)
-            assert after["fresh"].tolist() == reset.tolist()
-        else:
-            torch.testing.assert_close(after["cells"], carry["cells"])
-            assert not after["fresh"].any()
-        torch.testing.assert_close(after["cells"][1], carry["cells"][1])  # not reset
-
-
 def test_candidates_input_changes_the_output_and_can_be_turned_off():
     model = make_model()
     tokens, carry, candidates = _tok_carry(model)
@@ -255,20 +219,6 @@ def test_the_set_law_scores_a_choice_whatever_its_order():
     both = torch.logaddexp(as_tuple.selection_log_probs, other_order.selection_log_probs)
     torch.testing.assert_close(acted.selection_log_probs, both)
     assert acted.selection_entropy.max() <= 3 * math.log(math.comb(4, 2)) + 1e-5
-
-
-def test_choosing_other_cells_changes_what_is_read():
-    """The initial cells differ, so which cells a cycle reads changes the step's outputs."""
-    tokens, candidates = inputs()
-    model = make_model(h_module="multicell", num_cells=4, top_k=2)
-    cells = model.H_update.initial_cells
-    assert not torch.allclose(cells[0], cells[1]) and not torch.allclose(cells[0, 0], cells[2, 0])
-    carry = model.initial_carry(5)
-    with torch.no_grad():
-        first = model(tokens, carry, candidates, selections=torch.tensor([[0, 1]]).repeat(5, 3, 1))
-        other = model(tokens, carry, candidates, selections=torch.tensor([[2, 3]]).repeat(5, 3, 1))
-    assert (first.move_logits - other.move_logits).abs().max() > 1e-3
-    assert not torch.allclose(first.value, other.value)
 
 
 def test_ablation_choices_are_top_k_or_uniform_and_no_policy_action():
@@ -397,6 +347,9 @@ def test_graph_attention_on_cuda_matches_cpu_and_trains_under_bf16(grad, h_modul
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
+# --- size and precision ----------------------------------------------------------------------
+
+
 def test_num_parameters_counts_memory_cells_and_embeddings():
     model = make_model(h_module="multicell", num_cells=4, cell_tokens=8)
     total = model.num_parameters()
@@ -406,37 +359,6 @@ def test_num_parameters_counts_memory_cells_and_embeddings():
     model.H_update.initial_cells.requires_grad_(False)
     assert model.num_parameters() == total - cells
     assert model.tok_emb.weight.numel() + model.task_emb.numel() <= total
-
-
-# --- auxiliary losses, computed by hand ----------------------------------------------------
-
-
-def test_diversity_loss_by_hand():
-    probs = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.7, 0.2]])
-    # p = [0.3, 0.475, 0.225], mean 1/3; population variance = 0.010972...
-    p = [0.3, 0.475, 0.225]
-    expected = -sum((x - 1 / 3) ** 2 for x in p) / 3
-    assert diversity_loss(probs).item() == pytest.approx(expected, abs=1e-7)
-    assert diversity_loss(torch.full((4, 3), 1 / 3)).item() == pytest.approx(0.0, abs=1e-9)
-
-
-def test_balance_loss_by_hand_excludes_the_always_active_cell():
-    probs = torch.tensor([[0.9, 0.05, 0.05], [0.9, 0.1, 0.0]])
-    # p = [0.9, 0.075, 0.025]; without cell 1: mean 0.05, variance 0.000625 -> CV² = 0.25
-    assert balance_loss(probs, weight=2.0, exclude_first=True).item() == pytest.approx(
-        0.5, rel=1e-5
-    )
-    # with it: mean 1/3, var = ((0.9-1/3)²+(0.075-1/3)²+(0.025-1/3)²)/3
-    p = [0.9, 0.075, 0.025]
-    var = sum((x - 1 / 3) ** 2 for x in p) / 3
-    assert balance_loss(probs).item() == pytest.approx(var / (1 / 3) ** 2, rel=1e-5)
-
-
-def test_selfsup_loss_by_hand():
-    delta_z = torch.tensor([[[1.0, 2.0], [0.0, 0.0]]])  # [B=1, S=2, d=2]
-    best = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])
-    # squared norms per token: 5 and 25 -> mean 15
-    assert selfsup_loss(delta_z, best).item() == pytest.approx(15.0)
 
 
 def test_hrm_size_matches_the_published_count_without_puzzle_embeddings():
@@ -468,19 +390,6 @@ def test_hrm_size_matches_the_published_count_without_puzzle_embeddings():
         + (d + 1)  # halting head (HRM's q head has 2 outputs, ours 1)
     )
     assert model.num_parameters() == expected
-
-
-def test_only_the_selected_cells_are_written():
-    model = make_model(h_module="multicell", num_cells=5, top_k=2, N=1)
-    tokens, candidates = inputs()
-    carry = model(tokens, model.initial_carry(5), candidates).carry
-    with torch.no_grad():
-        out = model(tokens, carry, candidates)
-    for b in range(5):
-        chosen = set(out.selections[b, 0].tolist())
-        for cell in range(5):
-            same = torch.equal(out.carry["cells"][b, cell], carry["cells"][b, cell])
-            assert same == (cell not in chosen), (b, cell, chosen)
 
 
 def test_bf16_autocast_forward_backward_is_finite():
