@@ -65,9 +65,14 @@ def evaluation_env(
     """One slot per puzzle, slot i plays puzzle i, no augmentation; ``env_options`` (action mode,
     rewards, max_segments) as the env takes them."""
     return BatchedPuzzleEnv(
-        rules, puzzles, len(puzzles), device=device, order="sequential", augment=False,
+        rules,
+        puzzles,
+        len(puzzles),
+        device=device,
+        order="sequential",
+        augment=False,
         **env_options,
-    )  # fmt: skip
+    )
 
 
 @torch.no_grad()

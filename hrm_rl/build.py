@@ -1,5 +1,5 @@
 """From a run's config to the objects a run needs: rules, curriculum, held-out puzzles, model,
-and a trained policy back from its checkpoint.
+agent, and a trained policy back from its checkpoint.
 
 ``hrm_rl.train``, ``hrm_rl.evaluate`` and ``hrm_rl.bench`` all build through here, so no entry
 point imports another and the three agree on what a config means.
@@ -14,6 +14,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hrm_rl.agents.policy import HRMPolicy
+from hrm_rl.agents.ppo import PPOAgent, PPOConfig
+from hrm_rl.agents.supervised import SupervisedAgent, SupervisedConfig
 from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.curriculum import Curriculum
@@ -97,6 +99,26 @@ def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device)
         raise ValueError(f"model.extra is not an HRM option (got {model_cfg.extra})")
     config = HRMConfig(num_positions=rules.num_positions, num_values=rules.num_values, **options)
     return HRM(config, graph=rules.constraint_graph(), grid_shape=rules.grid_shape).to(device)
+
+
+def build_agent(
+    cfg: DictConfig, model: HRM, rules: PuzzleRules, world_size: int = 1
+) -> tuple[PPOAgent | SupervisedAgent, int]:
+    """The ``agent`` config's learner around ``model``, and the frames one of its updates plays
+    on one rank (PPO: ``batch_size × rollout``; supervised: ``batch_size × segments`` at most).
+    With ``total_frames`` set and no ``agent.total_iterations``, the cosine schedule spans the
+    run's iterations over all ``world_size`` ranks."""
+    kind = agent_name(cfg.agent)
+    options = OmegaConf.to_container(cfg.agent, resolve=True)
+    options.pop("name", None)
+    options["betas"] = tuple(options["betas"])
+    per_puzzle = options.get("segments", 1) if kind == "supervised" else cfg.rollout
+    frames_per_batch = cfg.batch_size * per_puzzle
+    if options["total_iterations"] is None and cfg.total_frames is not None:
+        options["total_iterations"] = max(1, cfg.total_frames // (frames_per_batch * world_size))
+    if kind == "supervised":
+        return SupervisedAgent(model, rules, SupervisedConfig(**options)), frames_per_batch
+    return PPOAgent(model, PPOConfig(**options)), frames_per_batch
 
 
 def load_policy(

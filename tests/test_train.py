@@ -20,7 +20,7 @@ from hrm_rl.agents.ppo import PPOConfig
 from hrm_rl.agents.supervised import SupervisedConfig
 from hrm_rl.checkpoint import load_checkpoint
 from hrm_rl.models import HRMConfig
-from hrm_rl.train import crossed
+from hrm_rl.run_state import crossed
 
 TINY_RUN = [
     "env=sudoku4x4",

@@ -1,0 +1,196 @@
+"""What one training step is for each agent: the trainers ``hrm_rl.train`` loops over.
+
+A trainer turns the agent and the training bank into updates: :meth:`step` plays or draws one
+batch, updates the agent and returns ``(frames, update metrics, solved flags of the finished
+episodes)``; :meth:`evaluate` plays held-out puzzles greedily; :meth:`state_dict` holds the
+episode and RNG state a resume needs. :class:`PPOTrainer` collects ``[B, T]`` batches from the
+batched env; :class:`SupervisedTrainer` draws B puzzles with their solutions.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from torchrl.collectors import Collector
+from torchrl.envs import TransformedEnv
+
+from hrm_rl.agents.evaluation import greedy_solve_rate
+from hrm_rl.agents.policy import HRMPolicy, carry_transforms
+from hrm_rl.agents.ppo import PPOAgent
+from hrm_rl.agents.supervised import PuzzleSampler, SupervisedAgent, play_supervised
+from hrm_rl.build import env_options
+from hrm_rl.checkpoint import capture_rng_state, restore_rng_state
+from hrm_rl.envs.base import PuzzleRules, PuzzleSet
+from hrm_rl.envs.batched import BatchedPuzzleEnv
+from hrm_rl.models import HRM
+
+__all__ = ["PPOTrainer", "SupervisedTrainer", "make_trainer"]
+
+
+def make_trainer(
+    agent: PPOAgent | SupervisedAgent,
+    rules: PuzzleRules,
+    bank: PuzzleSet,
+    cfg: DictConfig,
+    device: torch.device,
+    seed: int,
+) -> PPOTrainer | SupervisedTrainer:
+    """The trainer of ``agent``'s kind, on the training ``bank``, its streams seeded by ``seed``."""
+    kind = SupervisedTrainer if isinstance(agent, SupervisedAgent) else PPOTrainer
+    return kind(agent, rules, bank, cfg, device, seed)
+
+
+class PPOTrainer:
+    """PPO's training step: the batched env, the collector, and one update per ``[B, T]``
+    batch; its episode state (env internals and the collector's carry) goes into checkpoints."""
+
+    def __init__(
+        self,
+        agent: PPOAgent,
+        rules: PuzzleRules,
+        bank: PuzzleSet,
+        cfg: DictConfig,
+        device: torch.device,
+        seed: int,
+    ) -> None:
+        self.agent, self.rules, self.env_cfg, self.device = agent, rules, cfg.env, device
+        model = agent.model
+        self.env = TransformedEnv(
+            BatchedPuzzleEnv(
+                rules,
+                bank,
+                cfg.batch_size,
+                device=device,
+                seed=seed,
+                augment=cfg.env.augment,
+                **env_options(cfg.env),
+            ),
+            carry_transforms(model, device),
+        )
+        # greedy evaluation plays the EMA weights when the agent keeps them
+        self.eval_actor = HRMPolicy(
+            agent.model if agent.ema is None else agent.ema, agent.config.precision
+        )
+        self.collector = Collector(
+            self.env,
+            agent.actor,
+            frames_per_batch=cfg.batch_size * cfg.rollout,
+            total_frames=-1,  # endless: the loop stops at cfg.total_frames
+            storing_device=device,  # batches stay on the training device (else: CPU)
+            auto_register_policy_transforms=False,
+        )
+        self.batches = iter(self.collector)
+
+    def step(self, time_progress: float) -> tuple[int, dict, torch.Tensor]:
+        data = next(self.batches)  # [B, T]
+        self._puzzles = data["puzzle_index"]
+        update = self.agent.update(data, time_progress)
+        finished = data["next", "done"].squeeze(-1)  # [B, T]
+        return data.numel(), update, data["next", "solved"].squeeze(-1)[finished]
+
+    def last_puzzles(self) -> list[int]:
+        """The bank rows of the puzzles played in the last batch."""
+        return torch.unique(self._puzzles).tolist()
+
+    @staticmethod
+    def loss(update: dict) -> float:
+        return sum(update.get(key, 0.0) for key in ("loss_objective", "loss_critic"))
+
+    def set_bank(self, bank: PuzzleSet) -> None:
+        self.env.base_env.set_bank(bank)
+
+    def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+        result = greedy_solve_rate(
+            self.eval_actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
+        )
+        return {f"eval/{key}": value for key, value in result.items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": capture_rng_state({"env": self.env.base_env._generator}),
+            "episodes": self.env.base_env.episode_state(),
+            "carrier": {
+                "/".join(key) if isinstance(key, tuple) else key: value.detach().cpu()
+                for key, value in self.collector._carrier.items(
+                    include_nested=True, leaves_only=True
+                )
+                if (key[0] if isinstance(key, tuple) else key) != "collector"
+            },
+        }
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        """Continue the very episodes the checkpoint saw: env internals and the collector's
+        carrier (its root tensordict with the carry; torchrl 0.14 keeps it in ``_carrier``)."""
+        restore_rng_state(checkpoint["rng"], {"env": self.env.base_env._generator})
+        self.env.base_env.load_episode_state(checkpoint["episodes"])
+        self.collector._carrier.update(
+            {
+                tuple(key.split("/")): value.to(self.device)
+                for key, value in checkpoint["carrier"].items()
+            }
+        )
+
+    def shutdown(self) -> None:
+        self.collector.shutdown()
+
+
+class SupervisedTrainer:
+    """The supervised agent's training step: B drawn puzzles per update; `grid` evaluation."""
+
+    def __init__(
+        self,
+        agent: SupervisedAgent,
+        rules: PuzzleRules,
+        bank: PuzzleSet,
+        cfg: DictConfig,
+        device: torch.device,
+        seed: int,
+    ) -> None:
+        if cfg.env.action_mode != "grid":
+            raise ValueError(
+                "agent=supervised proposes whole boards: it needs env.action_mode=grid, got "
+                f"{cfg.env.action_mode!r}"
+            )
+        self.agent, self.rules, self.device = agent, rules, device
+        self.sampler = PuzzleSampler(
+            rules, bank, cfg.batch_size, device=device, seed=seed, augment=cfg.env.augment
+        )
+
+    def step(self, time_progress: float) -> tuple[int, dict, torch.Tensor]:
+        del time_progress  # the supervised schedule counts iterations only
+        update = self.agent.update(*self.sampler.draw())
+        return update.pop("forwards"), update, update.pop("solved")
+
+    def last_puzzles(self) -> list[int]:
+        """The bank rows of the puzzles drawn for the last batch."""
+        return torch.unique(self.sampler.last_index).tolist()
+
+    @staticmethod
+    def loss(update: dict) -> float:
+        return update.get("loss", float("nan"))
+
+    def set_bank(self, bank: PuzzleSet) -> None:
+        self.sampler.set_bank(bank)
+
+    def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+        episodes = play_supervised(
+            model,
+            self.rules,
+            held_out,
+            segments=self.agent.config.segments,
+            device=self.device,
+            precision=self.agent.config.precision,
+        )
+        return {
+            "eval/solve_rate": float(episodes.solved.mean()),
+            "eval/episode_steps": 0.0 + self.agent.config.segments,
+        }
+
+    def state_dict(self) -> dict:
+        return {"rng": capture_rng_state({"sampler": self.sampler.generator})}
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        restore_rng_state(checkpoint["rng"], {"sampler": self.sampler.generator})
+
+    def shutdown(self) -> None:
+        pass
