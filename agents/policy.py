@@ -37,12 +37,12 @@ from torchrl.envs import Compose, InitTracker, TensorDictPrimer
 from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import MaskedCategorical
 
+from hrm_rl.agents.learner import check_precision, uses_bf16
 from hrm_rl.models.hrm import HRM, HRMOutput
 
 __all__ = ["HRMPolicy", "carry_transforms", "joint_log_prob"]
 
 CARRY_KEYS = ("z_H", "z_L", "memory")
-PRECISIONS = ("auto", "bf16", "fp32")
 _MODEL_KEY = {"z_H": "z_H", "z_L": "z_L", "memory": "cells"}  # tensordict key -> model key
 
 
@@ -64,8 +64,7 @@ class HRMPolicy(TensorDictModuleBase):
 
     def __init__(self, model: HRM, precision: str = "auto", keep_resume: bool = False) -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         self.model = model
         self.precision = precision
         self.keep_resume = keep_resume
@@ -175,10 +174,8 @@ class HRMPolicy(TensorDictModuleBase):
         return cfg.N * math.log(count(self.num_choosable_cells, cfg.top_k))
 
     def uses_bf16(self, board: torch.Tensor) -> bool:
-        """``auto``: bf16 autocast on CUDA only; ``bf16``: on any device; ``fp32``: never."""
-        if self.precision == "auto":
-            return board.device.type == "cuda"
-        return self.precision == "bf16"
+        """Whether the backbone runs under bf16 autocast for ``board``'s device."""
+        return uses_bf16(self.precision, board.device)
 
 
 def carry_transforms(model: HRM, device: torch.device | str) -> Compose:

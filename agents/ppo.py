@@ -16,8 +16,6 @@ the same gradients.
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +24,12 @@ from tensordict import TensorDictBase
 from torch import nn
 from torchrl.objectives.value import GAE
 
+from hrm_rl.agents.learner import (
+    make_ema,
+    optimizer_and_schedule,
+    update_ema,
+    warmup_cosine_factor,
+)
 from hrm_rl.agents.policy import HRMPolicy
 from hrm_rl.agents.ranks import Ranks
 from hrm_rl.models.hrm import HRM
@@ -103,12 +107,11 @@ class PPOAgent(nn.Module):
             average_gae=False,
             deactivate_vmap=True,
         )
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(model, config), betas=config.betas, weight_decay=config.weight_decay
-        )
         self.time_progress = 0.0  # share of the run's time budget used (see update)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
+        self.optimizer, self.scheduler = optimizer_and_schedule(
+            parameter_groups(model, config), config, self._lr_factor
+        )
+        self.ema = make_ema(model, config.ema_decay)
         self.iteration = 0
         self.bad_updates = 0
         # data-parallel runs set this to Ranks.average_gradients: (parameters, this rank's loss
@@ -348,27 +351,3 @@ def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
     if variance == 0:
         return float("nan")
     return float(1.0 - (target - prediction).var() / variance)
-
-
-def warmup_cosine_factor(iteration: int, config, time_progress: float = 0.0) -> float:
-    """The LR multiplier: linear warm-up over ``config.warmup_iterations``, then cosine decay to
-    ``config.min_lr_ratio`` at ``config.total_iterations`` or at the end of the time budget
-    (``time_progress`` = 1), whichever comes first (shared by the PPO and supervised agents)."""
-    if iteration < config.warmup_iterations:
-        return (iteration + 1) / config.warmup_iterations
-    progress = time_progress
-    if config.total_iterations is not None:
-        span = max(1, config.total_iterations - config.warmup_iterations)
-        progress = max(progress, (iteration - config.warmup_iterations) / span)
-    progress = min(1.0, progress)
-    ratio = config.min_lr_ratio
-    return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module | None, model: nn.Module, decay: float | None) -> None:
-    """ema ← decay · ema + (1 − decay) · model, parameter by parameter (nothing without an EMA)."""
-    if ema is None:
-        return
-    for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
-        ema_p.lerp_(p, 1.0 - decay)

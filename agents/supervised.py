@@ -18,7 +18,6 @@ the last proposal like every other agent's board.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -29,8 +28,14 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from hrm_rl.agents.evaluation import PlayResults, evaluation_env, play
-from hrm_rl.agents.policy import PRECISIONS
-from hrm_rl.agents.ppo import update_ema, warmup_cosine_factor
+from hrm_rl.agents.learner import (
+    check_precision,
+    make_ema,
+    optimizer_and_schedule,
+    update_ema,
+    uses_bf16,
+    warmup_cosine_factor,
+)
 from hrm_rl.agents.ranks import Ranks
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.models.hrm import HRM
@@ -57,8 +62,7 @@ class SupervisedConfig:
     def __post_init__(self) -> None:
         if self.segments < 1:
             raise ValueError(f"agent.segments must be at least 1, got {self.segments}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"agent.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision, "agent.precision")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"agent.ema_decay must lie in (0, 1) or be null, got {self.ema_decay}")
 
@@ -76,11 +80,10 @@ class SupervisedAgent(nn.Module):
         self.model = model
         self.rules = rules
         self.config = config
-        self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        self.optimizer, self.scheduler = optimizer_and_schedule(
+            model.parameters(), config, self._lr_factor
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
+        self.ema = make_ema(model, config.ema_decay)
         self.iteration = 0
         # a data-parallel run's ranks (see join): gradients are averaged every segment and the
         # batch ends when every rank's puzzles have halted
@@ -110,8 +113,9 @@ class SupervisedAgent(nn.Module):
         solved = torch.zeros_like(active)
         sums: dict[str, float] = {}
         forwards = segments = 0
+        bf16 = uses_bf16(cfg.precision, boards.device)
         for _ in range(cfg.segments):
-            with torch.autocast(boards.device.type, torch.bfloat16, enabled=self._bf16(boards)):
+            with torch.autocast(boards.device.type, torch.bfloat16, enabled=bf16):
                 out = model(boards, carry, mask if model.config.candidates else None)
             carry = out.carry  # detached by the model: gradient stays in this segment
             logits = out.grid_logits.float().masked_fill(~mask, -1e4)  # [B, L, V]
@@ -166,11 +170,6 @@ class SupervisedAgent(nn.Module):
             solved=solved,
         )
         return metrics
-
-    def _bf16(self, boards: torch.Tensor) -> bool:
-        if self.config.precision == "auto":
-            return boards.device.type == "cuda"
-        return self.config.precision == "bf16"
 
     def _update_ema(self) -> None:
         update_ema(self.ema, self.model, self.config.ema_decay)
@@ -246,7 +245,7 @@ def play_supervised(
     """
     model.eval()
     device = torch.device(device)
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    bf16 = uses_bf16(precision, device)
 
     @torch.no_grad()
     def propose(tensordict: TensorDictBase, playing: torch.Tensor) -> TensorDictBase:
