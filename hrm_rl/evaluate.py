@@ -70,7 +70,7 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
     return options
 
 
-def evaluate(
+def evaluation_report(
     actor: torch.nn.Module | None,
     model: HRM,
     rules: PuzzleRules,
@@ -228,7 +228,7 @@ def run(options: dict[str, str | None]) -> Path:
     else:
         puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
         stem = "heldout"
-    metrics = evaluate(
+    metrics = evaluation_report(
         actor,
         model,
         rules,

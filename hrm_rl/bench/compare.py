@@ -246,7 +246,7 @@ def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace, seed
     started = time.perf_counter()
     checkpoint = Path(_run(train).strip().splitlines()[-1])
     seconds = time.perf_counter() - started
-    report = _evaluate(
+    report = _evaluate_checkpoint(
         checkpoint,
         run_dir / "eval_heldout.json",
         [f"num_puzzles={args.num_puzzles}", f"attempts={args.attempts}", f"seed={seed}"],
@@ -266,7 +266,7 @@ def run_ours(run_dir: Path, overrides: list[str], args: argparse.Namespace, seed
     if args.eval:
         row["eval"] = {}
         for path in args.eval:
-            report = _evaluate(
+            report = _evaluate_checkpoint(
                 checkpoint, run_dir / f"eval_{path.stem}.json", [f"data={path}", "attempts=1"]
             )
             row["eval"][path.stem] = {"pass@1": report["pass@1"], "puzzles": report["puzzles"]}
@@ -321,7 +321,7 @@ def _kept_row(contender_dir: Path, settings: dict) -> dict | None:
     return None
 
 
-def _evaluate(checkpoint: Path, out: Path, options: list[str]) -> dict:
+def _evaluate_checkpoint(checkpoint: Path, out: Path, options: list[str]) -> dict:
     """``python -m hrm_rl.evaluate checkpoint=... out=... *options``; the report it wrote."""
     evaluate = [
         sys.executable,

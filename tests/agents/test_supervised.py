@@ -14,7 +14,7 @@ from hrm_rl.agents.supervised import (
     play_supervised,
 )
 from hrm_rl.envs.registration import make_rules
-from hrm_rl.evaluate import evaluate
+from hrm_rl.evaluate import evaluation_report
 from hrm_rl.models import HRM, HRMConfig
 
 ENV_CFG = OmegaConf.create({"action_mode": "grid", "solve_bonus": 1.0, "mistake_reward": -1.0})
@@ -89,7 +89,7 @@ def test_the_other_solution_counts_as_solved_but_not_as_an_exact_match(sudoku4):
             break
     assert (played.final_board[0] == swapped[0, 0].numpy()).all()
     agent_cfg = OmegaConf.create({"segments": 2, "precision": "fp32"})
-    metrics = evaluate(None, agent.model, sudoku4, puzzle, ENV_CFG, "cpu", 1, 0, agent_cfg)
+    metrics = evaluation_report(None, agent.model, sudoku4, puzzle, ENV_CFG, "cpu", 1, 0, agent_cfg)
     assert metrics["pass@1"] == 1.0
     assert metrics["exact_match"] == 0.0
 
@@ -115,7 +115,9 @@ def test_sampled_attempts_give_pass_at_k_at_least_pass_at_1(sudoku4):
     for _ in range(10):
         agent.update(*sampler.draw())
     agent_cfg = OmegaConf.create({"segments": 2, "precision": "fp32"})
-    metrics = evaluate(None, agent.model, sudoku4, puzzles, ENV_CFG, "cpu", 4, 0, agent_cfg)
+    metrics = evaluation_report(
+        None, agent.model, sudoku4, puzzles, ENV_CFG, "cpu", 4, 0, agent_cfg
+    )
     assert 0.0 <= metrics["pass@1"] <= metrics["pass@4"] <= 1.0
     assert metrics["pass@4"] > metrics["pass@1"]  # sampling finds boards greedy play misses
 
