@@ -30,7 +30,8 @@ from hrm_rl.envs.batched import BatchedPuzzleEnv
 __all__ = ["PlayResults", "evaluation_env", "greedy_solve_rate", "play", "play_first_episodes"]
 
 # (observation tensordict of every slot, bool [P] slots still playing) -> the tensordict with
-# "action" set for every slot (idle slots' actions are ignored) and, for multicell models, "cells"
+# "action" set for every slot (idle slots' actions are ignored) and, for multicell models,
+# "selections" (the cells chosen)
 Chooser = Callable[[TensorDictBase, torch.Tensor], TensorDictBase]
 
 
@@ -83,7 +84,7 @@ def play(env: EnvBase, choose: Chooser, num_cells: int = 0) -> PlayResults:
     Only per-puzzle flags are kept, not the rollout, so memory stays small for large sets. A
     ``cell`` episode fills one blank per step, so it lasts at most L steps; a ``grid`` one ends
     at ``max_segments`` proposals. ``num_cells > 0`` counts the cells the chooser reports under
-    ``"cells"`` (``[P, N, k]``) for the slots that are playing.
+    ``"selections"`` (``[P, N, k]``) for the slots that are playing.
     """
     base = env.base_env if isinstance(env, TransformedEnv) else env
     grid = base.action_mode == "grid"
@@ -101,7 +102,7 @@ def play(env: EnvBase, choose: Chooser, num_cells: int = 0) -> PlayResults:
         playing = ~finished
         tensordict = choose(tensordict, playing)
         if num_cells:
-            chosen = tensordict["cells"][playing].long()  # [P', N, k]
+            chosen = tensordict["selections"][playing].long()  # [P', N, k]
             cell_counts += torch.bincount(chosen.flatten(), minlength=num_cells)
         if grid:  # the proposal itself: the env keeps the puzzle's board
             board = tensordict["board"]

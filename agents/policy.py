@@ -1,26 +1,29 @@
 """The HRM as a TorchRL policy: one backbone forward gives the move, the cells and the value.
 
-The joint action of one step is ``{action, cells}``: the move (a ``MaskedCategorical`` over the
-L·V placements) and the cells chosen in each of the N cycles (``[N, k]``). Its log-probability is
+The joint action of one step is ``{action, selections}``: the move (a ``MaskedCategorical``
+over the L·V placements) and the cells chosen in each of the N cycles (``[N, k]``). Its
+log-probability is
 
     log π(action, cells | s) = log π(move | s) + Σ_n log π(A_n | s_n)          (joint_log_prob)
 
 so PPO clips the ratio of the whole reasoning step (or, with ``agent.selection.clip``, the move's
-and the cells' ratios each on its own; acting also stores the cells' part as ``log_prob_cells``).
+and the cells' ratios each on its own; acting also stores the cells' part as
+``log_prob_selections``).
 The cells of cycle n are drawn *inside* the backbone, because cycle n's scores depend on what the
 cells chosen in earlier cycles wrote.
 
 Acting (:class:`HRMPolicy` as a TensorDict module, e.g. in a ``Collector``) draws the move and the
 cells (top move and top-k cells under ``ExplorationType.DETERMINISTIC``) and writes ``action``,
-``cells`` (with ``log_prob_cells``, its part of the log-probability, and ``cells_greedy``, the
-top-k cells by score per cycle), ``log_prob``, ``value_pred``, the next carry under ``"next"``
-and, when ``keep_resume`` is set, the state where the segment's tracked part starts under
-``"resume"``.
+``selections`` (with ``log_prob_selections``, its part of the log-probability, and
+``selections_greedy``, the top-k cells by score per cycle), ``log_prob``, ``value_pred``, the
+next carry under ``"next"`` and, when ``keep_resume`` is set, the state where the segment's
+tracked part starts under ``"resume"``.
 Replaying (:meth:`HRMPolicy.replay`) runs a stored step again with its cells forced: from the
 stored ``resume`` state (only what carries gradient is recomputed) or, with ``resume=False``, the
 whole segment from the stored input carry. Both give the collected log-probability back.
 
-The carry ``(z_H, z_L, memory)`` lives in the tensordict: the env gets an ``InitTracker`` and a
+The carry ``(z_H, z_L, cells)`` (the model's names: ``cells`` are the memory cells' contents)
+lives in the tensordict: the env gets an ``InitTracker`` and a
 ``TensorDictPrimer`` (see :func:`carry_transforms`), the module reads the carry at the root and
 writes the next one under ``"next"``.
 """
@@ -42,8 +45,7 @@ from hrm_rl.models.hrm import HRM, HRMOutput
 
 __all__ = ["HRMPolicy", "carry_transforms", "joint_log_prob"]
 
-CARRY_KEYS = ("z_H", "z_L", "memory")
-_MODEL_KEY = {"z_H": "z_H", "z_L": "z_L", "memory": "cells"}  # tensordict key -> model key
+CARRY_KEYS = ("z_H", "z_L", "cells")
 
 
 def joint_log_prob(move: MaskedCategorical, action: torch.Tensor, out: HRMOutput) -> torch.Tensor:
@@ -71,8 +73,8 @@ class HRMPolicy(TensorDictModuleBase):
         self.with_cells = model.config.selections_per_cycle > 0
         self.carry_keys = list(CARRY_KEYS if model.has_memory else CARRY_KEYS[:2])
         self.in_keys = ["board", "action_mask", "is_init", *self.carry_keys]
-        cells = ["cells", "log_prob_cells", "cells_greedy"] if self.with_cells else []
-        self.out_keys = ["action", "log_prob", "value_pred", *cells]
+        chosen = ["selections", "log_prob_selections", "selections_greedy"]
+        self.out_keys = ["action", "log_prob", "value_pred", *(chosen if self.with_cells else [])]
         self.out_keys += [("next", key) for key in self.carry_keys]
 
     # --- acting -------------------------------------------------------------------------------
@@ -86,13 +88,13 @@ class HRMPolicy(TensorDictModuleBase):
         tensordict.set("log_prob", joint_log_prob(move, action, out).detach())
         tensordict.set("value_pred", out.value.detach().float().unsqueeze(-1))
         if self.with_cells:
-            tensordict.set("cells", out.selections)
-            tensordict.set("log_prob_cells", out.selection_log_prob.detach().float())
+            tensordict.set("selections", out.selections)
+            tensordict.set("log_prob_selections", out.selection_log_prob.detach().float())
             # the top-k cells by score in each cycle, ascending: diagnostics only
             top = out.selection_scores.detach().topk(self.model.config.top_k, dim=-1).indices
-            tensordict.set("cells_greedy", top.sort(dim=-1).values)
+            tensordict.set("selections_greedy", top.sort(dim=-1).values)
         for key in self.carry_keys:
-            tensordict.set(("next", key), out.carry[_MODEL_KEY[key]].float())
+            tensordict.set(("next", key), out.carry[key].float())
         if self.keep_resume:
             tensordict.set("resume", out.resume.float())
         return tensordict
@@ -103,7 +105,7 @@ class HRMPolicy(TensorDictModuleBase):
         """Recompute a batch of stored steps with their cells forced, with gradient.
 
         Returns ``log_prob`` (:func:`joint_log_prob` of the stored action), its cells' part
-        ``log_prob_cells`` (Σ_n log π(A_n | s_n), 0 without cells), ``value``, the entropies
+        ``log_prob_selections`` (Σ_n log π(A_n | s_n), 0 without cells), ``value``, the entropies
         ``entropy_move`` and ``entropy_cells`` (Σ over cycles), and the memory's auxiliary
         losses under ``aux`` (each batch-wide loss repeated on every row), all ``[B]``.
         """
@@ -111,7 +113,7 @@ class HRMPolicy(TensorDictModuleBase):
             raise KeyError("replay from the resume state needs 'resume' (keep_resume=True)")
         out = self.backbone(
             batch,
-            selections=batch["cells"] if self.with_cells else None,
+            selections=batch["selections"] if self.with_cells else None,
             resume=batch["resume"] if resume else None,
         )
         move = self.move_distribution(out, batch["action_mask"])
@@ -119,7 +121,7 @@ class HRMPolicy(TensorDictModuleBase):
         terms = TensorDict(
             {
                 "log_prob": joint_log_prob(move, batch["action"], out),
-                "log_prob_cells": out.selection_log_prob.float(),
+                "log_prob_selections": out.selection_log_prob.float(),
                 "value": out.value.float(),
                 "entropy_move": move.entropy(),
                 "entropy_cells": out.selection_entropy.float(),
@@ -140,14 +142,14 @@ class HRMPolicy(TensorDictModuleBase):
         B = board.shape[0]
         is_init = tensordict["is_init"].reshape(B)
         carry = TensorDict(
-            {_MODEL_KEY[key]: tensordict[key] for key in self.carry_keys},
+            {key: tensordict[key] for key in self.carry_keys},
             batch_size=[B],
             device=board.device,
         )
         carry["fresh"] = torch.zeros(B, dtype=torch.bool, device=board.device)
         carry = model.reset_carry(carry, is_init)
         if model.has_memory and model.config.memory_scope == "lifelong":
-            never_written = (tensordict["memory"] == 0).flatten(1).all(dim=1)
+            never_written = (tensordict["cells"] == 0).flatten(1).all(dim=1)
             carry["fresh"] = is_init & never_written  # lifelong: initial cells only once
         candidates = mask.view(B, -1, model.config.num_values) if model.config.candidates else None
         with torch.autocast(board.device.type, torch.bfloat16, enabled=self.uses_bf16(board)):
@@ -188,5 +190,5 @@ def carry_transforms(model: HRM, device: torch.device | str) -> Compose:
     }
     if model.has_memory:
         cells = model.H_update.initial_cells
-        specs["memory"] = Unbounded(tuple(cells.shape), device=device)
+        specs["cells"] = Unbounded(tuple(cells.shape), device=device)
     return Compose(InitTracker(), TensorDictPrimer(specs, expand_specs=True))

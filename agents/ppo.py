@@ -188,7 +188,7 @@ class PPOAgent(nn.Module):
         if selection_clip is None or not self.actor.with_cells:  # one ratio for the whole step
             loss_objective = clipped_surrogate(log_ratio, advantage, cfg.clip_epsilon)
         else:  # the move's and the cells' ratios, each clipped on its own
-            cells_log_ratio = terms["log_prob_cells"] - batch["log_prob_cells"]
+            cells_log_ratio = terms["log_prob_selections"] - batch["log_prob_selections"]
             move_log_ratio = log_ratio - cells_log_ratio
             loss_objective = clipped_surrogate(
                 move_log_ratio, advantage, cfg.clip_epsilon
@@ -317,7 +317,7 @@ def rollout_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
         "mistakes_per_step": float(mistakes.float().mean()),
         "sampled_solve_rate": float(solved[done].float().mean()) if finished else float("nan"),
     }
-    if "cells" in data.keys():
+    if "selections" in data.keys():
         metrics.update(selection_metrics(data, num_cells))
     return metrics
 
@@ -329,8 +329,8 @@ def selection_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
     (top-k by score) set changes from one cycle to the next within a step
     (``greedy_cells_change_cycle``) and from one step to the next within an episode, in the
     first cycle (``greedy_cells_change_step``)."""
-    cells = data["cells"].long()  # [B, T, N, k]
-    greedy = data["cells_greedy"]  # [B, T, N, k], each set sorted
+    cells = data["selections"].long()  # [B, T, N, k]
+    greedy = data["selections_greedy"]  # [B, T, N, k], each set sorted
     usage = torch.bincount(cells.reshape(-1), minlength=num_cells).float()
     metrics = {f"cell_usage_{i}": float(u) for i, u in enumerate(usage / usage.sum())}
     if greedy.shape[2] > 1:

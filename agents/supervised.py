@@ -273,7 +273,7 @@ def play_supervised(
             values = logits.argmax(dim=-1)
         tensordict.set("action", values)
         if cells:
-            tensordict.set("cells", torch.cat(cells, dim=1))  # [P, segments·N, k]
+            tensordict.set("selections", torch.cat(cells, dim=1))  # [P, segments·N, k]
         return tensordict
 
     num_cells = model.config.num_cells if model.config.selections_per_cycle > 0 else 0

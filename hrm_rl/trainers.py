@@ -123,11 +123,9 @@ class PPOTrainer:
         carrier (its root tensordict with the carry; torchrl 0.14 keeps it in ``_carrier``)."""
         restore_rng_state(checkpoint["rng"], {"env": self.env.base_env._generator})
         self.env.base_env.load_episode_state(checkpoint["episodes"])
+        carrier = _renamed_carrier_keys(checkpoint["carrier"])
         self.collector._carrier.update(
-            {
-                tuple(key.split("/")): value.to(self.device)
-                for key, value in checkpoint["carrier"].items()
-            }
+            {tuple(key.split("/")): value.to(self.device) for key, value in carrier.items()}
         )
 
     def shutdown(self) -> None:
@@ -194,3 +192,24 @@ class SupervisedTrainer:
 
     def shutdown(self) -> None:
         pass
+
+
+# checkpoints written before the tensordict took the model's names: the memory cells' contents
+# were "memory", the chosen cells "cells"
+_OLD_KEYS = {
+    "memory": "cells",
+    "cells": "selections",
+    "log_prob_cells": "log_prob_selections",
+    "cells_greedy": "selections_greedy",
+}
+
+
+def _renamed_carrier_keys(carrier: dict) -> dict:
+    """``carrier`` (``"/"``-joined keys) under today's key names."""
+    if not any(key.split("/")[-1] == "memory" for key in carrier):
+        return carrier
+    renamed = {}
+    for key, value in carrier.items():
+        *path, leaf = key.split("/")
+        renamed["/".join([*path, _OLD_KEYS.get(leaf, leaf)])] = value
+    return renamed

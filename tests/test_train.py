@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_module
 
 from hrm_rl.agents.ppo import PPOConfig
 from hrm_rl.agents.supervised import SupervisedConfig
-from hrm_rl.checkpoint import load_checkpoint
+from hrm_rl.checkpoint import load_checkpoint, save_checkpoint
 from hrm_rl.models import HRMConfig
 from hrm_rl.run_state import crossed
 
@@ -236,6 +236,37 @@ def test_sigkill_after_the_first_checkpoint_then_resume_continues_exactly(tmp_pa
     for key in ("train/solve_rate", "train/episodes", "ppo/loss_objective"):
         after = {step: value for step, value in metric_rows(killed, key) if step > 64}
         assert after == {step: value for step, value in metric_rows(straight, key) if step > 64}
+
+
+@pytest.mark.slow
+def test_a_checkpoint_with_the_old_carry_key_names_resumes_like_a_new_one(tmp_path):
+    """Checkpoints written before the tensordict took the model's names ("memory" for the cells'
+    contents, "cells" for the chosen cells) resume to the very same weights."""
+    fixed = [*TINY_RUN, "agent.total_iterations=4"]
+    first = tmp_path / "first"
+    assert run_train(tmp_path, *fixed, "total_frames=64", f"hydra.run.dir={first}").returncode == 0
+    state = load_checkpoint(first / "checkpoint.pt")
+    old_names = {"cells": "memory", "selections": "cells", "log_prob_selections": "log_prob_cells"}
+    old_names["selections_greedy"] = "cells_greedy"
+    renamed = {}
+    for key, value in state["carrier"].items():
+        *path, leaf = key.split("/")
+        renamed["/".join([*path, old_names.get(leaf, leaf)])] = value
+    assert (
+        any(key.endswith("memory") for key in renamed) and renamed.keys() != state["carrier"].keys()
+    )
+    ends = {}
+    for name, carrier in (("new", state["carrier"]), ("old", renamed)):
+        (tmp_path / name).mkdir()
+        save_checkpoint(tmp_path / name / "checkpoint.pt", {**state, "carrier": carrier})
+        resumed = run_train(
+            tmp_path, f"resume={tmp_path / name / 'checkpoint.pt'}", "total_frames=128"
+        )
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        ends[name] = load_checkpoint(tmp_path / name / "checkpoint.pt")
+    assert ends["old"]["frames"] == ends["new"]["frames"] == 128
+    for name, value in ends["new"]["model"].items():
+        torch.testing.assert_close(ends["old"]["model"][name], value, rtol=0, atol=0)
 
 
 @pytest.mark.slow

@@ -83,7 +83,7 @@ def test_greedy_policy_plays_the_best_legal_move_and_hands_the_carry_on_under_ne
     policy = HRMPolicy(model)
     td = env.reset()
     assert td["is_init"].all()  # the primer declared the carry and zero-filled it
-    assert all((td[key] == 0).all() for key in ("z_H", "z_L", "memory"))
+    assert all((td[key] == 0).all() for key in ("z_H", "z_L", "cells"))
     with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
         acted = policy(td.clone())
         out = policy.backbone(td, deterministic=True)
@@ -94,9 +94,9 @@ def test_greedy_policy_plays_the_best_legal_move_and_hands_the_carry_on_under_ne
         assert mask.gather(1, acted["action"].unsqueeze(1)).all()  # never an illegal move
         move = HRMPolicy.move_distribution(out, mask)
         torch.testing.assert_close(acted["log_prob"], joint_log_prob(move, best_legal, out))
-        assert torch.equal(acted["cells"], out.selections)  # the top-k cells of each cycle
-        for key, model_key in (("z_H", "z_H"), ("z_L", "z_L"), ("memory", "cells")):
-            torch.testing.assert_close(acted["next", key], out.carry[model_key])
+        assert torch.equal(acted["selections"], out.selections)  # the top-k cells of each cycle
+        for key in ("z_H", "z_L", "cells"):  # the model's carry, under the model's names
+            torch.testing.assert_close(acted["next", key], out.carry[key])
             assert not (acted["next", key] == 0).all(), key
 
         # the env step keeps that carry, and the next step reads it instead of a fresh one

@@ -128,11 +128,11 @@ def test_an_iteration_logs_how_the_cells_are_used(bank):
     metrics = agent.update(data)
     usage = [metrics[f"cell_usage_{i}"] for i in range(4)]
     assert sum(usage) == pytest.approx(1.0) and "cell_usage_4" not in metrics
-    picks = torch.bincount(data["cells"].reshape(-1), minlength=4).float()
+    picks = torch.bincount(data["selections"].reshape(-1), minlength=4).float()
     assert usage == pytest.approx((picks / picks.sum()).tolist())
     for key in ("greedy_cells_change_cycle", "greedy_cells_change_step"):
         assert 0.0 <= metrics[key] <= 1.0, key
-    greedy = data["cells_greedy"]  # [B, T, N, k]: sorted top-k per cycle
+    greedy = data["selections_greedy"]  # [B, T, N, k]: sorted top-k per cycle
     assert (greedy[..., 1:] > greedy[..., :-1]).all()
     changed = (greedy[:, :, 1] != greedy[:, :, 0]).any(dim=-1).float().mean()
     assert metrics["greedy_cells_change_cycle"] == pytest.approx(changed.item())
@@ -141,7 +141,7 @@ def test_an_iteration_logs_how_the_cells_are_used(bank):
 def test_ablation_contenders_train_without_a_selection_ratio(bank):
     for choice in ("uniform", "topk"):
         agent, data = collect(bank, "one_step", cell_choice=choice)
-        assert torch.equal(data["log_prob_cells"], torch.zeros_like(data["log_prob_cells"]))
+        assert (data["log_prob_selections"] == 0).all()
         metrics = agent.update(data)
         assert np.isfinite(metrics["loss_objective"]) and "entropy_cells_share" not in metrics
 
@@ -163,7 +163,7 @@ def test_advantages_use_the_values_of_the_next_step(bank):
 
 def test_hrm_module_without_cells_trains_too(bank):
     agent, data = collect(bank, "one_step", h_module="hrm")
-    assert "cells" not in data.keys()
+    assert "selections" not in data.keys()
     metrics = agent.update(data)
     assert metrics["replay_max_abs_log_ratio"] < 1e-5
     assert np.isfinite(metrics["loss_objective"])
@@ -175,7 +175,7 @@ def test_hrm_module_without_cells_trains_too(bank):
 def test_the_cells_ratio_clipped_on_its_own_no_longer_clips_the_moves(bank):
     agent, data = collect(bank, "one_step", selection={"clip": 0.2})
     batch = agent.compute_advantages(data).reshape(-1)
-    assert "log_prob_cells" in batch.keys()
+    assert "log_prob_selections" in batch.keys()
     with torch.no_grad():
         agent.model.H_update.W_r.mul_(4.0)  # a policy change of the cell scores alone
     loss, stats = agent.loss(batch)
@@ -184,7 +184,7 @@ def test_the_cells_ratio_clipped_on_its_own_no_longer_clips_the_moves(bank):
     assert stats["clip_fraction_move"] < stats["clip_fraction_cells"] / 2
     assert stats["clip_fraction"] > stats["clip_fraction_move"]  # the joint ratio would clip
     terms = agent.actor.replay(batch)
-    cells = terms["log_prob_cells"] - batch["log_prob_cells"]
+    cells = terms["log_prob_selections"] - batch["log_prob_selections"]
     move = terms["log_prob"] - batch["log_prob"] - cells
     advantage = batch["advantage"].view(-1)
     advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
