@@ -42,6 +42,11 @@ VARIANTS = {  # name -> (label, overrides)
     # --variants bicross defaults multicell_set
     "bicross": ("defaults, bicross memory", ["model.h_module=bicross"]),
     "multicell_set": ("defaults, multicell, set law", ["model.selection_law=set"]),
+    # attention along the constraint graph against all pairs: --variants defaults graph
+    "graph": (
+        "defaults, graph attention + rope2d",
+        ["model.attention=graph", "model.pos_encoding=rope2d"],
+    ),
 }
 DEFAULT_VARIANTS = ["before", "resume_4x512", "defaults_recompute", "defaults"]
 

@@ -182,6 +182,20 @@ def test_graph_attention_only_mixes_related_positions():
         SelfAttention(d, 4, None, HeadMasks(graph, H, prefix=0))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_attention_bias_is_the_boolean_mask_added_as_zero_or_minus_infinity(dtype):
+    graph = torch.rand(2, 7, 7) < 0.3
+    masks = HeadMasks(graph | graph.transpose(1, 2), num_heads=4, prefix=2)
+    bias = masks(dtype)
+    assert bias.shape == (1, 4, 9, 9) and bias.dtype == dtype
+    assert torch.equal(bias[0] == 0, masks.mask) and torch.isinf(bias[0][~masks.mask]).all()
+    q, k, v = (torch.randn(3, 4, 9, 8, dtype=dtype) for _ in range(3))
+    with_bias = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    with_mask = F.scaled_dot_product_attention(q, k, v, attn_mask=masks.mask)
+    atol = 1e-2 if dtype == torch.bfloat16 else 1e-6  # fused and math kernels round apart
+    torch.testing.assert_close(with_bias.float(), with_mask.float(), atol=atol, rtol=0)
+
+
 def test_rope_rejects_odd_head_dim_and_too_long_sequences():
     with pytest.raises(ValueError, match="even"):
         RotaryEmbedding(head_dim=15, max_positions=8)
