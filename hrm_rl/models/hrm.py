@@ -357,9 +357,13 @@ class HRM(nn.Module):
             else:
                 h_hat = self.H_update.combine(z_H, z_L)  # ĥ = LN(z_H + z_L)
                 chosen, weights = self._choose(trace, h_hat, cells, draw, n)
-                z_H, cells, reads, delta_z = self.H_update(z_H, z_L, cells, h_hat, chosen, weights)
-                if torch.is_grad_enabled() and trace.scores:  # multicell: for L_selfsup
-                    trace.reads.append((weights, reads, delta_z))
+                # multicell with gradient: the read of the cell with the largest α, for L_selfsup
+                best = weights.argmax(dim=1) if torch.is_grad_enabled() and trace.scores else None
+                z_H, cells, delta_z, best_read = self.H_update(
+                    z_H, z_L, cells, h_hat, chosen, weights, best
+                )
+                if best_read is not None:
+                    trace.reads.append((delta_z, best_read))
         return {"z_H": z_H, "z_L": z_L} | ({} if cells is None else {"cells": cells})
 
     def _choose(self, trace: CycleTrace, h_hat, cells, draw: Draw, n: int):
@@ -486,8 +490,8 @@ class Draw(NamedTuple):
 class CycleTrace:
     """The cycles of one segment as the selection policy saw them (``multicell``): per cycle
     the inputs of the scores (ĥ and the cells), the scores ``[B, N_c]`` and the choice
-    ``[B, k]``; and for the cycles with gradient the weights, the per-cell reads and their
-    weighted sum Δz (L_selfsup)."""
+    ``[B, k]``; and for the cycles with gradient the α-weighted sum Δz of the reads and the
+    read of the cell with the largest α, ``[B, S, d]`` each (L_selfsup)."""
 
     h_hat: list = field(default_factory=list)
     cells: list = field(default_factory=list)
@@ -503,11 +507,7 @@ class CycleTrace:
 
     def selfsup_loss(self, like: torch.Tensor) -> torch.Tensor:
         """``L_selfsup`` averaged over the cycles with gradient (0 when none has)."""
-        losses = []
-        for weights, reads, delta_z in self.reads:  # [B, k], [B, k, S, d], [B, S, d]
-            B = reads.shape[0]
-            best = weights.argmax(dim=1).view(B, 1, 1, 1).expand(B, 1, *reads.shape[2:])
-            losses.append(selfsup_loss(delta_z, reads.gather(1, best).squeeze(1)))
+        losses = [selfsup_loss(delta_z, best_read) for delta_z, best_read in self.reads]
         return torch.stack(losses).mean() if losses else like.new_zeros(())
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hrm_rl.models.layers import CrossAttention, ReasoningModule, RMSNorm, SwiGLU
@@ -98,12 +99,19 @@ class MemoryUpdate(nn.Module):
         cls = cells[:, :, 0]  # [B, N_c, d]
         return torch.einsum("bnd,bd->bn", cls, query) / math.sqrt(self.d)
 
-    def read_cells(self, h_hat: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-        """``Attn(ĥ, m̂_i, m̂_i)`` for every selected cell as one batched call: ``[B, k, S, d]``."""
-        B, k, C, d = selected.shape
-        queries = h_hat.unsqueeze(1).expand(B, k, *h_hat.shape[1:]).reshape(B * k, -1, d)
-        read = self.read(queries, self.norm(selected).reshape(B * k, C, d))
-        return read.view(B, k, -1, d)
+    def read_cells(self, h_hat: torch.Tensor, cells_hat: torch.Tensor) -> torch.Tensor:
+        """``Attn(ĥ, m̂_i, m̂_i)`` for every selected cell before the output projection W_O, as
+        one batched call: ``[B, k, H, S, d/H]`` (heads apart). ``cells_hat`` are the normed
+        selected cells ``[B, k, 1+C, d]``; ĥ's queries are projected once and shared by the k."""
+        B, k, C, d = cells_hat.shape
+        S, H = h_hat.shape[1], self.read.num_heads
+        queries = _heads(self.read.q(h_hat), H)  # [B, H, S, hd]
+        queries = queries.unsqueeze(1).expand(B, k, *queries.shape[1:]).reshape(B * k, H, S, -1)
+        keys, values = (_heads(t, H) for t in self.read.kv(cells_hat).chunk(2, dim=-1))
+        attended = F.scaled_dot_product_attention(
+            queries, keys.reshape(B * k, H, C, -1), values.reshape(B * k, H, C, -1)
+        )
+        return attended.view(B, k, H, S, -1)
 
     def forward(
         self,
@@ -113,28 +121,55 @@ class MemoryUpdate(nn.Module):
         h_hat: torch.Tensor,
         selection: torch.Tensor,
         weights: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        best: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One H update: read the selected cells, update z_H, write back the selected cells.
 
         ``cells`` is ``[B, N_c, 1+C, d]``, ``selection`` the chosen cell indices ``[B, k]`` and
-        ``weights`` their mixing weights α ``[B, k]``. Returns ``(z_H, cells, reads, delta_z)``
-        where ``reads`` ``[B, k, S, d]`` are the per-cell retrievals and ``delta_z`` their
-        α-weighted sum, what z_H received (both for the self-supervised loss).
+        ``weights`` their mixing weights α ``[B, k]``. Returns ``(z_H, cells, delta_z,
+        best_read)``: ``delta_z`` ``[B, S, d]`` is the α-weighted sum of the k reads, what z_H
+        received, and ``best_read`` the read ``Attn(ĥ, m̂_j, m̂_j)`` of cell ``j = best``
+        (``[B]``, a position in ``selection``), or None without ``best`` (both for the
+        self-supervised loss).
+
+        W_O is linear, so ``Σ_i α_i W_O(y_i) = W_O(Σ_i α_i y_i)``: it is applied once to the
+        mix. The k cells' writes attend over the same keys ĥ⁺, so they run as one attention of
+        their k·(1+C) queries over keys projected once.
         """
         B, k = selection.shape
+        H = self.read.num_heads
         index = selection.view(B, k, 1, 1).expand(B, k, *cells.shape[2:])
         selected = cells.gather(1, index)  # [B, k, 1+C, d]
-        reads = self.read_cells(h_hat, selected)  # [B, k, S, d]
-        delta_z = (weights.view(B, k, 1, 1).to(reads.dtype) * reads).sum(dim=1)  # [B, S, d]
-        z_H = self.norm(h_hat + delta_z + self.state_ffn(self.norm(h_hat + delta_z)))
+        cells_hat = self.norm(selected)  # m̂
+        attended = self.read_cells(h_hat, cells_hat)  # [B, k, H, S, hd]
+        mix = (weights.view(B, k, 1, 1, 1).to(attended.dtype) * attended).sum(dim=1)
+        delta_z = self.read.out(_merge_heads(mix))  # [B, S, d]
+        best_read = None
+        if best is not None:
+            chosen = best.view(B, 1, 1, 1, 1).expand(B, 1, *attended.shape[2:])
+            best_read = self.read.out(_merge_heads(attended.gather(1, chosen).squeeze(1)))
+        state = h_hat + delta_z
+        z_H = self.norm(state + self.state_ffn(self.norm(state)))
         h_plus = self.combine(z_H, z_L)  # ĥ⁺ = LN(z_H' + z_L)
         C, d = selected.shape[2:]
-        keys = h_plus.unsqueeze(1).expand(B, k, *h_plus.shape[1:]).reshape(B * k, -1, d)
-        flat = selected.reshape(B * k, C, d)
-        delta_m = self.write(self.norm(flat), keys)  # [B·k, 1+C, d]
-        written = self.norm(flat + delta_m + self.cell_ffn(self.norm(flat + delta_m)))
-        cells = cells.scatter(1, index, written.view(B, k, C, d).to(cells.dtype))
-        return z_H, cells, reads, delta_z
+        keys, values = (_heads(t, H) for t in self.write.kv(h_plus).chunk(2, dim=-1))
+        queries = _heads(self.write.q(cells_hat.reshape(B, k * C, d)), H)  # [B, H, k·(1+C), hd]
+        written = F.scaled_dot_product_attention(queries, keys, values)
+        delta_m = self.write.out(_merge_heads(written)).view(B, k, C, d)  # Δm
+        new = selected + delta_m
+        written = self.norm(new + self.cell_ffn(self.norm(new)))
+        cells = cells.scatter(1, index, written.to(cells.dtype))
+        return z_H, cells, delta_z, best_read
+
+
+def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """[..., T, d] -> [..., H, T, d/H]."""
+    return x.unflatten(-1, (num_heads, -1)).transpose(-3, -2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[..., H, T, d/H] -> [..., T, d]."""
+    return x.transpose(-3, -2).flatten(-2)
 
 
 # --- auxiliary losses (each returned separately; the agent weights them) ---------------------
