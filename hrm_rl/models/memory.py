@@ -99,19 +99,41 @@ class MemoryUpdate(nn.Module):
         cls = cells[:, :, 0]  # [B, N_c, d]
         return torch.einsum("bnd,bd->bn", cls, query) / math.sqrt(self.d)
 
-    def read_cells(self, h_hat: torch.Tensor, cells_hat: torch.Tensor) -> torch.Tensor:
-        """``Attn(ĥ, m̂_i, m̂_i)`` for every selected cell before the output projection W_O, as
-        one batched call: ``[B, k, H, S, d/H]`` (heads apart). ``cells_hat`` are the normed
-        selected cells ``[B, k, 1+C, d]``; ĥ's queries are projected once and shared by the k."""
+    def read_cells(
+        self,
+        h_hat: torch.Tensor,
+        cells_hat: torch.Tensor,
+        weights: torch.Tensor,
+        best: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The k reads ``y_i = Attn(ĥ, m̂_i, m̂_i)`` of the normed selected cells ``cells_hat``
+        ``[B, k, 1+C, d]``, before the output projection W_O: their α-weighted sum
+        ``Σ_i α_i y_i`` and, with ``best`` ``[B]`` (a position in the selection), ``y_best``,
+        both ``[B, H, S, d/H]`` (None without ``best``).
+
+        One attention over the k·(1+C) cell tokens with a softmax per cell: ĥ's queries are
+        projected once for all cells, the scores are laid out keys first ``[B, H, k·(1+C), S]``
+        so that each cell's softmax runs over a short middle axis; the α-mix is one product with
+        the values scaled by α_i, and the best cell's read one with the other cells' values
+        zeroed."""
         B, k, C, d = cells_hat.shape
-        S, H = h_hat.shape[1], self.read.num_heads
+        H = self.read.num_heads
         queries = _heads(self.read.q(h_hat), H)  # [B, H, S, hd]
-        queries = queries.unsqueeze(1).expand(B, k, *queries.shape[1:]).reshape(B * k, H, S, -1)
-        keys, values = (_heads(t, H) for t in self.read.kv(cells_hat).chunk(2, dim=-1))
-        attended = F.scaled_dot_product_attention(
-            queries, keys.reshape(B * k, H, C, -1), values.reshape(B * k, H, C, -1)
+        keys, values = (
+            _heads(t, H).transpose(1, 2).reshape(B, H, k * C, -1)  # [B, H, k·(1+C), hd]
+            for t in self.read.kv(cells_hat).chunk(2, dim=-1)
         )
-        return attended.view(B, k, H, S, -1)
+        scale = queries.shape[-1] ** -0.5  # SDPA's default scale
+        scores = keys @ (queries * scale).transpose(-1, -2)  # [B, H, k·(1+C), S]
+        probs = scores.unflatten(2, (k, C)).softmax(dim=3).flatten(2, 3)  # per cell, per query
+        probs = probs.transpose(-1, -2)  # [B, H, S, k·(1+C)]
+        values = values.unflatten(2, (k, C))  # [B, H, k, 1+C, hd]
+        alpha = weights.to(values.dtype).view(B, 1, k, 1, 1)
+        mix = probs @ (alpha * values).flatten(2, 3)  # Σ_i α_i y_i: the values scaled by α_i
+        if best is None:
+            return mix, None
+        only_best = F.one_hot(best, k).to(values.dtype).view(B, 1, k, 1, 1)
+        return mix, probs @ (only_best * values).flatten(2, 3)  # the other cells' values zeroed
 
     def forward(
         self,
@@ -141,13 +163,10 @@ class MemoryUpdate(nn.Module):
         index = selection.view(B, k, 1, 1).expand(B, k, *cells.shape[2:])
         selected = cells.gather(1, index)  # [B, k, 1+C, d]
         cells_hat = self.norm(selected)  # m̂
-        attended = self.read_cells(h_hat, cells_hat)  # [B, k, H, S, hd]
-        mix = (weights.view(B, k, 1, 1, 1).to(attended.dtype) * attended).sum(dim=1)
+        mix, best_read = self.read_cells(h_hat, cells_hat, weights, best)  # [B, H, S, hd]
         delta_z = self.read.out(_merge_heads(mix))  # [B, S, d]
-        best_read = None
-        if best is not None:
-            chosen = best.view(B, 1, 1, 1, 1).expand(B, 1, *attended.shape[2:])
-            best_read = self.read.out(_merge_heads(attended.gather(1, chosen).squeeze(1)))
+        if best_read is not None:
+            best_read = self.read.out(_merge_heads(best_read))
         state = h_hat + delta_z
         z_H = self.norm(state + self.state_ffn(self.norm(state)))
         h_plus = self.combine(z_H, z_L)  # ĥ⁺ = LN(z_H' + z_L)
