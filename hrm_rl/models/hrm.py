@@ -40,6 +40,7 @@ from hrm_rl.models.memory import (
     MemoryUpdate,
     balance_loss,
     diversity_loss,
+    pool,
     selfsup_loss,
 )
 from hrm_rl.models.selection import LAWS, TopKSelection
@@ -128,8 +129,8 @@ class HRMOutput:
     aux_losses: dict[str, torch.Tensor]  # diverse, balance, selfsup (unweighted)
     cell_usage: torch.Tensor | None  # [N_c]: how often each cell was active in this call
     # with keep_resume, where the tracked part of the segment starts (see HRM.forward): z_H, z_L,
-    # cells, and for
-    # the prefix cycles' selections h_hat [B, n, S, d] and cells_seen [B, n, N_c, 1+C, d]
+    # cells, and what the prefix cycles' selections were scored from: pool(ĥ) h_pooled [B, n, d]
+    # and the cells' CLS tokens cls_seen [B, n, N_c, d]
     resume: TensorDict | None = None
 
     @property
@@ -319,7 +320,7 @@ class HRM(nn.Module):
 
         The untracked prefix of the schedule runs without gradient; with ``keep_resume`` what it
         ends with is returned as ``out.resume``: the states and cells where the tracked part
-        starts, and the inputs ``(ĥ, cells)`` of the prefix cycles' selections. Passing that
+        starts, and the inputs ``(pool(ĥ), CLS)`` of the prefix cycles' selections. Passing that
         ``resume`` back (with the same tokens, carry and forced selections) skips the prefix: the
         segment continues from the stored states and rescores the prefix selections, with
         gradient, from their stored inputs. Both ways give the same outputs and the same gradients.
@@ -333,7 +334,8 @@ class HRM(nn.Module):
             B = tokens.shape[0]
             initial = self.H_update.initial_cells.unsqueeze(0).expand_as(carry["cells"])
             state["cells"] = torch.where(carry["fresh"].view(B, 1, 1, 1), initial, carry["cells"])
-        trace, draw = CycleTrace(), Draw(selections, deterministic, generator)
+        start, trace = state, CycleTrace()
+        draw = Draw(selections, deterministic, generator)
         steps, split = self.schedule(), self.first_tracked
         if resume is None:
             with torch.no_grad():
@@ -342,7 +344,8 @@ class HRM(nn.Module):
             state = self._resume(state, resume, trace, selections)
         prefix = self._prefix_record(state, trace) if keep_resume and resume is None else resume
         if cfg.h_module == "multicell" and (resume is not None or torch.is_grad_enabled()):
-            self._score_prefix(trace)  # with gradient: the prefix cycles' policy learns too
+            # with gradient: the prefix cycles' policy learns too
+            self._score_prefix(trace, start["cells"])
         state = self._run(steps[split:], x, state, trace, draw)
         return self._output(state, trace, prefix)
 
@@ -375,7 +378,8 @@ class HRM(nn.Module):
         B = h_hat.shape[0]
         if self.config.h_module != "multicell":
             return h_hat.new_zeros(B, 1, dtype=torch.long), h_hat.new_ones(B, 1)
-        scores = self.H_update.relevance(h_hat, cells)  # [B, N_c]
+        pooled, cls = pool(h_hat), cells[:, :, 0]  # what the scores read: [B, d], [B, N_c, d]
+        scores = self.H_update.score(pooled, cls)  # [B, N_c]
         choosable = self._choosable(scores)
         cfg = self.config
         if draw.selections is not None:  # replay: the stored choice
@@ -387,7 +391,7 @@ class HRM(nn.Module):
             dist = TopKSelection(choosable.float(), cfg.top_k, generator=draw.generator)
             greedy = draw.deterministic or cfg.cell_choice == "topk"
             choice = dist.deterministic_sample if greedy else dist.sample()
-        trace.record(h_hat, cells, scores, choice)
+        trace.record(pooled, cls, scores, choice)
         selection = self._full_selection(choice)
         return selection, torch.softmax(scores.gather(1, selection).float(), dim=1)
 
@@ -399,9 +403,9 @@ class HRM(nn.Module):
         """What :meth:`forward` needs to skip the untracked prefix, detached."""
         B = state["z_H"].shape[0]
         record = TensorDict({key: value.detach() for key, value in state.items()}, batch_size=[B])
-        if trace.h_hat:  # the prefix cycles' selection inputs: [B, prefix_cycles, ...]
-            record["h_hat"] = torch.stack(trace.h_hat, dim=1).detach()
-            record["cells_seen"] = torch.stack(trace.cells, dim=1).detach()
+        if trace.pooled:  # the prefix cycles' selection inputs: [B, prefix_cycles, ...]
+            record["h_pooled"] = torch.stack(trace.pooled, dim=1).detach()
+            record["cls_seen"] = torch.stack(trace.cls, dim=1).detach()
         return record
 
     def _resume(self, state: dict, resume: TensorDict, trace: CycleTrace, selections) -> dict:
@@ -410,15 +414,17 @@ class HRM(nn.Module):
         start = {"z_H": resume["z_H"], "z_L": resume["z_L"]}
         if self.has_memory:  # without a prefix cycle the cells are the carry's, with gradient
             start["cells"] = resume["cells"] if self.prefix_cycles else state["cells"]
-        for n in range(self.prefix_cycles if "h_hat" in resume.keys() else 0):
-            cells = state["cells"] if n == 0 else resume["cells_seen"][:, n]
-            trace.record(resume["h_hat"][:, n], cells, None, selections[:, n].long())
+        for n in range(self.prefix_cycles if "h_pooled" in resume.keys() else 0):
+            cls = resume["cls_seen"][:, n]
+            trace.record(resume["h_pooled"][:, n], cls, None, selections[:, n].long())
         return start
 
-    def _score_prefix(self, trace: CycleTrace) -> None:
-        """Recompute the prefix cycles' cell scores from their recorded inputs."""
+    def _score_prefix(self, trace: CycleTrace, cells: torch.Tensor) -> None:
+        """Recompute the prefix cycles' cell scores from their recorded inputs; cycle 1 reads
+        the CLS tokens of ``cells``, the segment's starting cells, with gradient."""
         for n in range(self.prefix_cycles):
-            trace.scores[n] = self.H_update.relevance(trace.h_hat[n], trace.cells[n])
+            cls = cells[:, :, 0] if n == 0 else trace.cls[n]
+            trace.scores[n] = self.H_update.score(trace.pooled[n], cls)
 
     def _output(self, state: dict, trace: CycleTrace, prefix: TensorDict | None) -> HRMOutput:
         """Heads, the detached carry, and the selection's log-probabilities and losses."""
@@ -489,19 +495,20 @@ class Draw(NamedTuple):
 @dataclass
 class CycleTrace:
     """The cycles of one segment as the selection policy saw them (``multicell``): per cycle
-    the inputs of the scores (ĥ and the cells), the scores ``[B, N_c]`` and the choice
-    ``[B, k]``; and for the cycles with gradient the α-weighted sum Δz of the reads and the
-    read of the cell with the largest α, ``[B, S, d]`` each (L_selfsup)."""
+    what the scores read (pool(ĥ) ``[B, d]`` and the cells' CLS tokens ``[B, N_c, d]``), the
+    scores ``[B, N_c]`` and the choice ``[B, k]``; and for the cycles with gradient the
+    α-weighted sum Δz of the reads and the read of the cell with the largest α, ``[B, S, d]``
+    each (L_selfsup)."""
 
-    h_hat: list = field(default_factory=list)
-    cells: list = field(default_factory=list)
+    pooled: list = field(default_factory=list)
+    cls: list = field(default_factory=list)
     scores: list = field(default_factory=list)
     choice: list = field(default_factory=list)
     reads: list = field(default_factory=list)
 
-    def record(self, h_hat, cells, scores, choice) -> None:
-        self.h_hat.append(h_hat)
-        self.cells.append(cells)
+    def record(self, pooled, cls, scores, choice) -> None:
+        self.pooled.append(pooled)
+        self.cls.append(cls)
         self.scores.append(scores)
         self.choice.append(choice)
 

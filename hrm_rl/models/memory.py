@@ -94,9 +94,12 @@ class MemoryUpdate(nn.Module):
 
     def relevance(self, h_hat: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """``s_i = (1/R) Σ_r CLS_iᵀ W_r pool(ĥ) / √d``: one score per cell, ``[B, N_c]``."""
-        pooled = h_hat.mean(dim=1)  # [B, d]
+        return self.score(pool(h_hat), cells[:, :, 0])
+
+    def score(self, pooled: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+        """:meth:`relevance` from what it reads: ``pool(ĥ)`` ``[B, d]`` and the cells' CLS
+        tokens ``[B, N_c, d]``."""
         query = torch.einsum("rde,be->bd", self.W_r, pooled) / self.W_r.shape[0]  # [B, d]
-        cls = cells[:, :, 0]  # [B, N_c, d]
         return torch.einsum("bnd,bd->bn", cls, query) / math.sqrt(self.d)
 
     def read_cells(
@@ -179,6 +182,11 @@ class MemoryUpdate(nn.Module):
         written = self.norm(new + self.cell_ffn(self.norm(new)))
         cells = cells.scatter(1, index, written.to(cells.dtype))
         return z_H, cells, delta_z, best_read
+
+
+def pool(h_hat: torch.Tensor) -> torch.Tensor:
+    """``pool(ĥ)``: the mean over the sequence, ``[B, S, d] -> [B, d]``."""
+    return h_hat.mean(dim=1)
 
 
 def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
