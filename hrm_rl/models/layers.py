@@ -243,10 +243,17 @@ class HeadMasks(nn.Module):
         # (about 3x slower on 9x9 Sudoku; `python -m hrm_rl.bench model` shows the cost)
         bias = torch.zeros(1, num_heads, S, S).masked_fill(~masks, float("-inf"))
         self.register_buffer("bias", bias, persistent=False)
+        self._cast: torch.Tensor | None = None  # the bias in the last other dtype asked for
 
     def forward(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The additive attention bias ``[1, H, S, S]`` in ``dtype`` (the queries' dtype)."""
-        return self.bias if dtype == self.bias.dtype else self.bias.to(dtype)
+        """The additive attention bias ``[1, H, S, S]`` in ``dtype`` (the queries' dtype); a cast
+        (bf16 under autocast) is made once, not in every attention call."""
+        if dtype == self.bias.dtype:
+            return self.bias
+        cast = self._cast
+        if cast is None or cast.dtype != dtype or cast.device != self.bias.device:
+            self._cast = cast = self.bias.to(dtype)
+        return cast
 
     def extra_repr(self) -> str:
         H, S, _ = self.mask.shape
