@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from importlib import resources
@@ -53,6 +54,40 @@ def test_the_agents_load_without_the_entry_points_process_group_code():
 def test_the_ids_are_registered_whichever_is_imported_first(imports):
     code = f"{imports}\nprint(gym.make('hrm_rl/Maze7x7-v0').observation_space['board'].shape)"
     assert python(code) == "(49,)"
+
+
+ENTRY_POINTS = ("hrm_rl.train", "hrm_rl.evaluate", "hrm_rl.bench")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module an ``import`` statement of ``path`` names, at any depth of the file."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_entry_point_imports_another():
+    """train, evaluate and bench share code through hrm_rl.build & co., never through each other."""
+    package = Path(hrm_rl.__file__).resolve().parent
+    sources = {
+        "hrm_rl.train": [package / "train.py"],
+        "hrm_rl.evaluate": [package / "evaluate.py"],
+        "hrm_rl.bench": sorted((package / "bench").glob("*.py")),
+    }
+    assert all(paths and all(p.is_file() for p in paths) for paths in sources.values())
+    crossings = []
+    for entry, paths in sources.items():
+        others = [other for other in ENTRY_POINTS if other != entry]
+        for path in paths:
+            for module in sorted(imported_modules(path)):
+                if any(module == other or module.startswith(other + ".") for other in others):
+                    crossings.append(f"{path.name} ({entry}) imports {module}")
+    assert not crossings, "\n".join(crossings)
 
 
 def test_configs_ship_as_package_data():
