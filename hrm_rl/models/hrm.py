@@ -71,6 +71,9 @@ class HRMConfig:
     pos_encoding: str = "rope"  # rope2d: rows and columns of the board on halves of each head
     attention: str = "full"  # graph: board positions attend along the family's constraint graph
     candidates: bool = True  # embed the legal-value mask of every position into the input
+    # also embed, per relation of the constraint graph and per value, how many *other* related
+    # positions still allow that value (saturating: c / (c + 1)); needs candidates
+    candidate_counts: bool = False
     h_module: str = "multicell"
     num_cells: int = 4  # N_c
     cell_tokens: int = 8  # C content tokens per cell (a CLS token is added in multicell)
@@ -96,6 +99,8 @@ class HRMConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {value!r}")
+        if self.candidate_counts and not self.candidates:
+            raise ValueError("model.candidate_counts needs model.candidates=true (it counts them)")
         if self.N < 1 or self.T < 1:
             raise ValueError(f"model.N and model.T must be at least 1, got N={self.N}, T={self.T}")
         if self.h_module == "multicell":
@@ -161,6 +166,12 @@ class HRM(nn.Module):
         self.cand_emb = nn.Linear(cfg.num_values, d, bias=False) if cfg.candidates else None
         if self.cand_emb is not None:
             trunc_normal_init_(self.cand_emb.weight, std=1.0 / math.sqrt(d))
+        self.count_emb = None
+        if cfg.candidate_counts:
+            relations = self._relations(graph)  # [R, L, L], 1 where another position relates
+            self.register_buffer("relations", relations, persistent=False)
+            self.count_emb = nn.Linear(relations.shape[0] * cfg.num_values, d, bias=False)
+            trunc_normal_init_(self.count_emb.weight, std=1.0 / math.sqrt(d))
         self.task_emb = nn.Parameter(torch.zeros(cfg.prefix_tokens, d))  # P prefix tokens
         self.positions = LearnedPositions(S, d) if cfg.pos_encoding == "learned" else None
         rope = self._rope(grid_shape)
@@ -213,6 +224,27 @@ class HRM(nn.Module):
                 f"{cfg.num_positions}, got {grid_shape}; this family has no grid: use rope"
             )
         return RotaryEmbedding.grid(head_dim, tuple(grid_shape), cfg.prefix_tokens)
+
+    def _relations(self, graph: torch.Tensor | None) -> torch.Tensor:
+        """``float[R, L, L]``: 1 where position j is another position that relation r ties to
+        position i (the constraint graph without its diagonal; all pairs without a graph)."""
+        L = self.config.num_positions
+        if graph is None:
+            graph = torch.ones(1, L, L, dtype=torch.bool)
+        if graph.dim() != 3 or tuple(graph.shape[1:]) != (L, L):
+            raise ValueError(
+                f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}"
+            )
+        others = ~torch.eye(L, dtype=torch.bool)
+        return (graph.bool().cpu() & others).float()
+
+    def candidate_counts(self, candidates: torch.Tensor) -> torch.Tensor:
+        """``[B, L, R·V]``: for each position, relation r and value v, c / (c + 1) where c counts
+        the other positions r ties it to whose legal values include v. c = 0 on a position that
+        allows v is a hidden single of that relation (Sudoku: v fits nowhere else in the row)."""
+        cand = candidates.to(self.relations.dtype)  # [B, L, V]
+        counts = torch.einsum("rij,bjv->birv", self.relations, cand)  # [B, L, R, V]
+        return (counts / (counts + 1.0)).flatten(2)
 
     def _head_masks(self, graph: torch.Tensor | None) -> HeadMasks | None:
         cfg = self.config
@@ -274,6 +306,8 @@ class HRM(nn.Module):
             if candidates is None:
                 raise ValueError("model.candidates is on: pass the legal-value mask [B, L, V]")
             x = x + self.cand_emb(candidates.to(x.dtype))
+            if self.count_emb is not None:
+                x = x + self.count_emb(self.candidate_counts(candidates).to(x.dtype))
         prefix = self.task_emb.unsqueeze(0).expand(x.shape[0], -1, -1)
         x = torch.cat([prefix, x], dim=1)  # [B, P+L, d]
         if self.positions is not None:

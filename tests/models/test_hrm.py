@@ -402,3 +402,40 @@ def test_bf16_autocast_forward_backward_is_finite():
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_candidate_counts_count_the_related_positions_that_allow_each_value():
+    rules = SudokuRules(2, 2)
+    board = torch.zeros(1, L, dtype=torch.long)
+    board[0, [9, 14, 7]] = 1  # 1 at (2,1), (3,2), (1,3): in row 0, only (0,0) may still hold a 1
+    legal = rules.legal_mask(board)  # [1, L, V]
+    model = make_model(graph=rules.constraint_graph(), candidate_counts=True)
+    features = model.candidate_counts(legal).view(1, L, 3, V)  # relations: row, column, box
+    graph = rules.constraint_graph()
+    for i in range(L):
+        for r in range(3):
+            others = [j for j in range(L) if j != i and graph[r, i, j]]
+            for v in range(V):
+                c = sum(bool(legal[0, j, v]) for j in others)
+                assert features[0, i, r, v].item() == pytest.approx(c / (c + 1)), (i, r, v)
+    assert legal[0, 0, 0] and features[0, 0, 0, 0] == 0  # the hidden single: no other place in row 0
+
+
+def test_candidate_counts_change_the_output_train_and_need_the_candidates():
+    rules = SudokuRules(2, 2)
+    tokens, candidates = inputs()
+    model = make_model(graph=rules.constraint_graph(), candidate_counts=True)
+    carry = model.initial_carry(5)
+    with torch.no_grad():
+        weight = model.count_emb.weight.clone()
+        model.count_emb.weight.zero_()  # the counts switched off, all else the same
+        without = model(tokens, carry, candidates, deterministic=True).move_logits
+        model.count_emb.weight.copy_(weight)
+    out = model(tokens, carry, candidates, deterministic=True)
+    assert not torch.allclose(out.move_logits, without, atol=1e-4)
+    out.move_logits.logsumexp(dim=1).sum().backward()
+    assert model.count_emb.weight.grad.abs().sum() > 0
+    no_graph = make_model(candidate_counts=True)  # a family without a graph: all pairs, R = 1
+    assert no_graph.count_emb.in_features == V
+    with pytest.raises(ValueError, match="candidate_counts needs model.candidates"):
+        make_model(candidate_counts=True, candidates=False)
