@@ -34,7 +34,11 @@ VARIANTS = {  # name -> model overrides on the small preset
     "graph_rope2d": {"attention": "graph", "pos_encoding": "rope2d"},
     "full_rope2d": {"pos_encoding": "rope2d"},
     "counts": {"candidate_counts": True},
-    "graph_rope2d_counts": {"attention": "graph", "pos_encoding": "rope2d", "candidate_counts": True},
+    "graph_rope2d_counts": {
+        "attention": "graph",
+        "pos_encoding": "rope2d",
+        "candidate_counts": True,
+    },
 }
 GIVENS = (22, 36)
 

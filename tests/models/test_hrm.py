@@ -418,7 +418,8 @@ def test_candidate_counts_count_the_related_positions_that_allow_each_value():
             for v in range(V):
                 c = sum(bool(legal[0, j, v]) for j in others)
                 assert features[0, i, r, v].item() == pytest.approx(c / (c + 1)), (i, r, v)
-    assert legal[0, 0, 0] and features[0, 0, 0, 0] == 0  # the hidden single: no other place in row 0
+    # the hidden single: no other position of row 0 allows a 1
+    assert legal[0, 0, 0] and features[0, 0, 0, 0] == 0
 
 
 def test_candidate_counts_change_the_output_train_and_need_the_candidates():
