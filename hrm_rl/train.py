@@ -219,7 +219,9 @@ def _train(
                 level=curriculum.level,
             )
 
-        if world.is_main and last_eval != state.frames:
+        # the final evaluation plays the whole held-out bank, also when the last periodic one
+        # (on its first eval.periodic_puzzles) fell on the last frame
+        if world.is_main and (last_eval != state.frames or periodic_held_out is not held_out):
             final = trainer.evaluate(eval_model, held_out)
             final["time/seconds"] = state.used_seconds()
             logger.log(final, step=state.frames)

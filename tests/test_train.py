@@ -78,6 +78,21 @@ def test_a_tiny_run_writes_metrics_curves_and_prints_its_checkpoint_last(tiny_ru
 
 
 @pytest.mark.slow
+def test_the_final_evaluation_plays_every_held_out_puzzle_even_on_a_periodic_frame(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [
+        *TINY_RUN,
+        "total_frames=64",
+        "eval.periodic_puzzles=4",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = run_train(tmp_path, *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # the periodic evaluation at frame 64 plays 4 puzzles, the final one all 16
+    assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")] == [64, 64]
+
+
+@pytest.mark.slow
 def test_resume_continues_the_run_to_the_global_frame_budget(tiny_run, tmp_path):
     run_dir, checkpoint_path = tiny_run
     before = load_checkpoint(checkpoint_path)
