@@ -93,7 +93,7 @@ def run_maskable_ppo(
         ``puzzles``.
     """
     start = time.perf_counter()
-    MaskablePPO, DummyVecEnv = _import_sb3()
+    MaskablePPO, DummyVecEnv, Logger = _import_sb3()
     _check_arguments(
         rules,
         {
@@ -116,6 +116,8 @@ def run_maskable_ppo(
 
     venv = DummyVecEnv([make_train_env] * n_envs)
     model = MaskablePPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0)
+    # a logger that writes nowhere: SB3's default one makes a /tmp/SB3-<time> folder per run
+    model.set_logger(Logger(folder=None, output_formats=[]))
     parameters = sum(p.numel() for p in model.policy.parameters() if p.requires_grad)
     evaluator = _Evaluator(model, rules, held_out, options)
 
@@ -280,17 +282,18 @@ class _Evaluator:
         return tensordict
 
 
-def _import_sb3() -> tuple[Any, Any]:
-    """``(MaskablePPO, DummyVecEnv)``, or an ImportError that says how to install them."""
+def _import_sb3() -> tuple[Any, Any, Any]:
+    """``(MaskablePPO, DummyVecEnv, Logger)``, or an ImportError that says how to install them."""
     try:
         from sb3_contrib import MaskablePPO
+        from stable_baselines3.common.logger import Logger
         from stable_baselines3.common.vec_env import DummyVecEnv
     except ImportError as error:
         raise ImportError(
             "the MaskablePPO contender needs sb3-contrib and stable-baselines3: "
             "pip install sb3-contrib (or pip install -e '.[dev]')"
         ) from error
-    return MaskablePPO, DummyVecEnv
+    return MaskablePPO, DummyVecEnv, Logger
 
 
 def _env_options(env_options: dict | None) -> dict[str, Any]:

@@ -16,11 +16,13 @@ def test_maskable_ppo_learns_for_2000_steps_on_4x4():
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
 
     venv = make_vec_env("hrm_rl/Sudoku4x4-v0", n_envs=2, seed=0)
     model = MaskablePPO(
         "MultiInputPolicy", venv, n_steps=256, batch_size=64, n_epochs=2, seed=0, device="cpu"
     )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no /tmp/SB3-<time> folder
     model.learn(total_timesteps=2000)
     assert model.num_timesteps >= 2000
     # the masks MaskablePPO reads are ours, and its greedy moves respect them
