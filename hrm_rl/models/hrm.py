@@ -229,14 +229,18 @@ class HRM(nn.Module):
         """``float[R, L, L]``: 1 where position j is another position that relation r ties to
         position i (the constraint graph without its diagonal; all pairs without a graph)."""
         L = self.config.num_positions
-        if graph is None:
-            graph = torch.ones(1, L, L, dtype=torch.bool)
+        graph = torch.ones(1, L, L, dtype=torch.bool) if graph is None else self._checked(graph)
+        others = ~torch.eye(L, dtype=torch.bool)
+        return (graph.bool().cpu() & others).float()
+
+    def _checked(self, graph: torch.Tensor) -> torch.Tensor:
+        """``graph`` itself, or a ValueError when it is not ``bool[R, L, L]`` for this board."""
+        L = self.config.num_positions
         if graph.dim() != 3 or tuple(graph.shape[1:]) != (L, L):
             raise ValueError(
                 f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}"
             )
-        others = ~torch.eye(L, dtype=torch.bool)
-        return (graph.bool().cpu() & others).float()
+        return graph
 
     def candidate_counts(self, candidates: torch.Tensor) -> torch.Tensor:
         """``[B, L, R·V]``: for each position, relation r and value v, c / (c + 1) where c counts
@@ -250,12 +254,7 @@ class HRM(nn.Module):
         cfg = self.config
         if cfg.attention == "full" or graph is None:  # no graph: every pair, i.e. no mask
             return None
-        L = cfg.num_positions
-        if graph.dim() != 3 or tuple(graph.shape[1:]) != (L, L):
-            raise ValueError(
-                f"the constraint graph must be bool[R, {L}, {L}], got {tuple(graph.shape)}"
-            )
-        return HeadMasks(graph, cfg.num_heads, cfg.prefix_tokens)
+        return HeadMasks(self._checked(graph), cfg.num_heads, cfg.prefix_tokens)
 
     # --- carry ------------------------------------------------------------------------------
 

@@ -440,3 +440,10 @@ def test_candidate_counts_change_the_output_train_and_need_the_candidates():
     assert no_graph.count_emb.in_features == V
     with pytest.raises(ValueError, match="candidate_counts needs model.candidates"):
         make_model(candidate_counts=True, candidates=False)
+
+
+@pytest.mark.parametrize("options", [{"attention": "graph"}, {"candidate_counts": True}])
+def test_a_graph_of_the_wrong_board_size_is_refused(options):
+    wrong = SudokuRules(3, 3).constraint_graph()  # 81 positions, the model plays 16
+    with pytest.raises(ValueError, match=r"constraint graph must be bool\[R, 16, 16\]"):
+        make_model(graph=wrong, **options)
