@@ -154,7 +154,7 @@ def _train(
         disable=not world.is_main,
     )
     start, start_frames = time.perf_counter(), state.frames
-    last_eval = last_checkpoint = None
+    last_eval = None
     if trace is not None:
         trace.write(
             event="start",
@@ -210,7 +210,6 @@ def _train(
                 logger.log(metrics, step=state.frames)
             if crossed(previous, state.frames, cfg.checkpoint.every):
                 state.save(agent, trainer, curriculum, cfg)
-                last_checkpoint = state.frames
             progress.update(step_frames)
             progress.set_postfix(
                 fps=f"{fps:.0f}",
@@ -225,8 +224,9 @@ def _train(
             final = trainer.evaluate(eval_model, held_out)
             final["time/seconds"] = state.used_seconds()
             logger.log(final, step=state.frames)
-        if last_checkpoint != state.frames:
-            state.save(agent, trainer, curriculum, cfg)
+        # always: the last checkpoint of the loop may predate the budget's last seconds and the
+        # final evaluation, which a resumed run's budget must count
+        state.save(agent, trainer, curriculum, cfg)
     finally:
         progress.close()
         trainer.shutdown()

@@ -285,6 +285,27 @@ def test_a_checkpoint_with_the_old_carry_key_names_resumes_like_a_new_one(tmp_pa
 
 
 @pytest.mark.slow
+def test_the_final_checkpoint_counts_the_seconds_of_the_final_evaluation(tmp_path):
+    """The last update lands on a checkpoint frame and the evaluation comes after the loop: the
+    checkpoint a resume reads must still count those seconds against the time budget."""
+    run_dir = tmp_path / "final"
+    no_periodic_eval = [arg for arg in TINY_RUN if not arg.startswith("eval.every=")]
+    result = run_train(
+        tmp_path,
+        *no_periodic_eval,
+        "eval.every=1000",
+        "total_frames=64",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_checkpoint(Path(last_line(result.stdout)))
+    [(step, seconds)] = metric_rows(run_dir, "time/seconds")[-1:]
+    assert step == state["frames"] == 64
+    assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")] == [64]
+    assert state["spent_seconds"] >= seconds
+
+
+@pytest.mark.slow
 def test_a_time_budget_stops_the_run_early_with_a_final_checkpoint(tmp_path):
     run_dir = tmp_path / "budget"
     result = run_train(
