@@ -40,6 +40,7 @@ from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 logger = logging.getLogger(__name__)
 
 CURRICULUM_MODES = ("off", "fixed", "auto", "mix")
+TOP_UP_ROUNDS = 20  # generation rounds that look for puzzles the forced moves do not finish
 
 
 class Curriculum:
@@ -61,8 +62,9 @@ class Curriculum:
         stuck_share: the share of every level's puzzles that start where the forced moves run
             out: their board is ``rules.fill_forced(board)`` (Sudoku: every naked single filled),
             so the first move needs more than the candidates input shows (a hidden single, or
-            search). They are drawn among the puzzles the forced moves do not finish; a level
-            with fewer such puzzles gives all it has. 0: none.
+            search). They are drawn among the puzzles the forced moves do not finish; when a
+            level's bank has too few, newly generated ones of that kind take the place of
+            puzzles the forced moves finish (the bank keeps its size). 0: none.
     """
 
     def __init__(
@@ -180,7 +182,7 @@ class Curriculum:
         if level not in self._banks:
             options = {**self.generator_options, **(self.levels[level] or {})}
             rng = np.random.default_rng([self.seed, level])
-            bank = self._start_stuck(self.rules.generate(rng, size, **options), rng)
+            bank = self._start_stuck(self.rules.generate(rng, size, **options), rng, options)
             width = bank.solutions.shape[1]
             if self._solution_width is not None and width != self._solution_width:
                 raise ValueError(
@@ -197,25 +199,64 @@ class Curriculum:
             )
         return self._banks[level]
 
-    def _start_stuck(self, bank: PuzzleSet, rng: np.random.Generator) -> PuzzleSet:
+    def _start_stuck(self, bank: PuzzleSet, rng: np.random.Generator, options: dict) -> PuzzleSet:
         """``bank`` with ``stuck_share`` of its puzzles (drawn with ``rng`` among those the
-        forced moves do not finish, as many as there are) moved on to where the forced moves
-        run out (see the class docs)."""
+        forced moves do not finish, topped up by generating more when too few are) moved on to
+        where the forced moves run out (see the class docs)."""
         count = round(self.stuck_share * len(bank))
         if count == 0:
             return bank
-        filled = self.rules.fill_forced(torch.as_tensor(bank.boards, dtype=torch.long))
-        open_ = np.flatnonzero((filled == 0).any(dim=1).numpy())  # not finished by forced moves
+        filled, open_ = self._forced(bank)
+        if len(open_) < count:
+            bank = self._top_up(bank, open_, count, rng, options)
+            filled, open_ = self._forced(bank)
         rows = np.sort(rng.choice(open_, size=min(count, len(open_)), replace=False))
         boards = bank.boards.copy()
         boards[rows] = filled[torch.as_tensor(rows)].numpy().astype(boards.dtype)
         logger.info(
-            "curriculum: %d of %d puzzles start where the forced moves run out (%d could)",
+            "curriculum: %d of %d puzzles start where the forced moves run out",
             len(rows),
             len(bank),
-            len(open_),
         )
         return dataclasses.replace(bank, boards=boards)
+
+    def _forced(self, bank: PuzzleSet) -> tuple[torch.Tensor, np.ndarray]:
+        """The boards with every forced move made, and the rows those moves do not finish."""
+        filled = self.rules.fill_forced(torch.as_tensor(bank.boards, dtype=torch.long))
+        return filled, np.flatnonzero((filled == 0).any(dim=1).numpy())
+
+    def _top_up(
+        self,
+        bank: PuzzleSet,
+        open_: np.ndarray,
+        count: int,
+        rng: np.random.Generator,
+        options: dict,
+    ) -> PuzzleSet:
+        """``bank`` (same size) with puzzles the forced moves finish swapped for newly generated
+        ones they do not, until ``count`` are of that kind (or ``TOP_UP_ROUNDS`` rounds found
+        fewer: a family whose forced moves finish nearly everything keeps what was found)."""
+        need = count - len(open_)
+        found: list[PuzzleSet] = []
+        for _ in range(TOP_UP_ROUNDS):
+            extra = self.rules.generate(rng, max(64, 2 * need), **options)
+            _, extra_open = self._forced(extra)
+            take = extra_open[:need]
+            found.append(extra.subset(take))
+            need -= len(take)
+            if need == 0:
+                break
+        swapped = sum(len(f) for f in found)
+        closed = np.setdiff1d(np.arange(len(bank)), open_)
+        kept = np.setdiff1d(np.arange(len(bank)), closed[:swapped])
+        logger.info(
+            "curriculum: %d of %d puzzles were unfinished by the forced moves; %d generated "
+            "ones that are took the place of as many that were not",
+            len(open_),
+            len(bank),
+            swapped,
+        )
+        return PuzzleSet.concatenate([bank.subset(kept), *found])
 
     def update(self, solved: torch.Tensor) -> bool:
         """Count the episodes that finished this iteration; True when the level moved up.

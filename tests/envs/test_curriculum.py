@@ -273,6 +273,36 @@ def test_stuck_share_starts_puzzles_where_the_naked_singles_run_out():
         Curriculum(rules, "off", stuck_share=1.5)
 
 
+def test_stuck_share_tops_the_bank_up_when_too_few_puzzles_can_start_stuck():
+    """At 31-41 givens naked singles finish about four puzzles in five: asking 60% to start
+    stuck generates more of the others, and the bank keeps its size and its difficulty."""
+    rules = SudokuRules(3, 3)
+
+    def bank(share: float):
+        return Curriculum(
+            rules,
+            "fixed",
+            levels=[(31, 41)],
+            fixed_level=0,
+            bank_size=50,
+            seed=5,
+            stuck_share=share,
+        ).bank()
+
+    plain, topped = bank(0.0), bank(0.6)
+    unfinished = (rules.fill_forced(torch.as_tensor(plain.boards, dtype=torch.long)) == 0).any(1)
+    assert int(unfinished.sum()) < 30  # the plain bank alone cannot give 30
+    boards = torch.as_tensor(topped.boards, dtype=torch.long)
+    blank = boards == 0
+    starts_stuck = blank.any(1) & ~((rules.legal_mask(boards).sum(-1) == 1) & blank).any(1)
+    assert len(topped) == 50 and int(starts_stuck.sum()) == 30
+    solution = torch.as_tensor(topped.solutions[:, 0], dtype=torch.long)
+    assert (blank | (boards == solution)).all()  # every board is still its puzzle's
+    givens = (~blank[~starts_stuck]).sum(1)  # those that start as generated keep the range
+    assert ((givens >= 31) & (givens <= 41)).all()
+    assert np.array_equal(bank(0.6).boards, topped.boards)  # reproducible
+
+
 def test_a_state_saved_with_bare_givens_pairs_still_loads():
     """Checkpoints made before family-defined levels stored each level as a [lo, hi] pair."""
     rules = SudokuRules(2, 2)
