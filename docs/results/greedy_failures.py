@@ -51,7 +51,7 @@ def play(model, rules: SudokuRules, puzzles) -> dict:
             has_naked = naked.flatten(1).any(1)
             has_hidden = hidden.flatten(1).any(1)
             kind = [has_naked, ~has_naked & has_hidden, ~has_naked & ~has_hidden]
-            for name, where in zip(kinds, kind):
+            for name, where in zip(kinds, kind, strict=True):
                 visits[name] += int((alive & where).sum())
                 failures[name] += int((alive & where & ~sound).sum())
             ok = alive & sound
