@@ -34,6 +34,8 @@ VARIANTS = {  # name -> model overrides on the small preset
     "graph_rope2d": {"attention": "graph", "pos_encoding": "rope2d"},
     "full_rope2d": {"pos_encoding": "rope2d"},
     "counts": {"candidate_counts": True},
+    "move_features": {"move_features": True},
+    "counts_move_features": {"candidate_counts": True, "move_features": True},
     "graph_rope2d_counts": {
         "attention": "graph",
         "pos_encoding": "rope2d",

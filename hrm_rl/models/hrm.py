@@ -74,6 +74,10 @@ class HRMConfig:
     # also embed, per relation of the constraint graph and per value, how many *other* related
     # positions still allow that value (saturating: c / (c + 1)); needs candidates
     candidate_counts: bool = False
+    # also score every move (position, value) from its own rule features, [legal, the counts
+    # above per relation, 1 / legal values of the position], by one small MLP that all values
+    # share, added to the move logits; needs candidates
+    move_features: bool = False
     h_module: str = "multicell"
     num_cells: int = 4  # N_c
     cell_tokens: int = 8  # C content tokens per cell (a CLS token is added in multicell)
@@ -101,6 +105,8 @@ class HRMConfig:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {value!r}")
         if self.candidate_counts and not self.candidates:
             raise ValueError("model.candidate_counts needs model.candidates=true (it counts them)")
+        if self.move_features and not self.candidates:
+            raise ValueError("model.move_features needs model.candidates=true (it reads them)")
         if self.N < 1 or self.T < 1:
             raise ValueError(f"model.N and model.T must be at least 1, got N={self.N}, T={self.T}")
         if self.h_module == "multicell":
@@ -166,10 +172,18 @@ class HRM(nn.Module):
         self.cand_emb = nn.Linear(cfg.num_values, d, bias=False) if cfg.candidates else None
         if self.cand_emb is not None:
             trunc_normal_init_(self.cand_emb.weight, std=1.0 / math.sqrt(d))
-        self.count_emb = None
-        if cfg.candidate_counts:
+        self.count_emb = self.move_mlp = None
+        if cfg.candidate_counts or cfg.move_features:
             relations = self._relations(graph)  # [R, L, L], 1 where another position relates
             self.register_buffer("relations", relations, persistent=False)
+        if cfg.move_features:  # the same weights for every value: a rule learned once serves all
+            hidden = 32
+            self.move_mlp = nn.Sequential(
+                nn.Linear(relations.shape[0] + 2, hidden), nn.GELU(), nn.Linear(hidden, 1)
+            )
+            nn.init.zeros_(self.move_mlp[2].bias)
+            trunc_normal_init_(self.move_mlp[2].weight, std=0.01 / math.sqrt(hidden))
+        if cfg.candidate_counts:
             self.count_emb = nn.Linear(relations.shape[0] * cfg.num_values, d, bias=False)
             trunc_normal_init_(self.count_emb.weight, std=1.0 / math.sqrt(d))
         self.task_emb = nn.Parameter(torch.zeros(cfg.prefix_tokens, d))  # P prefix tokens
@@ -246,9 +260,26 @@ class HRM(nn.Module):
         """``[B, L, R·V]``: for each position, relation r and value v, c / (c + 1) where c counts
         the other positions r ties it to whose legal values include v. c = 0 on a position that
         allows v is a hidden single of that relation (Sudoku: v fits nowhere else in the row)."""
+        return self._saturated_counts(candidates).flatten(2)
+
+    def _saturated_counts(self, candidates: torch.Tensor) -> torch.Tensor:
+        """``[B, L, R, V]``: :meth:`candidate_counts` before flattening."""
         cand = candidates.to(self.relations.dtype)  # [B, L, V]
         counts = torch.einsum("rij,bjv->birv", self.relations, cand)  # [B, L, R, V]
-        return (counts / (counts + 1.0)).flatten(2)
+        return counts / (counts + 1.0)
+
+    def move_scores(self, candidates: torch.Tensor) -> torch.Tensor:
+        """``[B, L·V]``: the ``move_features`` term of the move logits. Each move (position p,
+        value v) is scored from [v legal at p, c / (c + 1) per relation, 1 / (legal values at p)]
+        by one MLP shared by all values; a naked single (one legal value) and a hidden single
+        (c = 0 in some relation) are then one rule of three numbers each, the same for every v."""
+        cand = candidates.to(self.relations.dtype)  # [B, L, V]
+        counts = self._saturated_counts(candidates).transpose(2, 3)  # [B, L, V, R]
+        share = 1.0 / cand.sum(-1, keepdim=True).clamp(min=1.0)  # [B, L, 1]
+        features = torch.cat(
+            [cand.unsqueeze(-1), counts, share.unsqueeze(-1).expand_as(cand.unsqueeze(-1))], -1
+        )
+        return self.move_mlp(features.to(self.move_mlp[0].weight.dtype)).squeeze(-1).flatten(1)
 
     def _head_masks(self, graph: torch.Tensor | None) -> HeadMasks | None:
         cfg = self.config
@@ -380,7 +411,11 @@ class HRM(nn.Module):
             # with gradient: the prefix cycles' policy learns too
             self._score_prefix(trace, start["cells"])
         state = self._run(steps[split:], x, state, trace, draw)
-        return self._output(state, trace, prefix)
+        out = self._output(state, trace, prefix)
+        if self.move_mlp is not None:
+            scores = self.move_scores(candidates)
+            out.move_logits = out.move_logits + scores.to(out.move_logits.dtype)
+        return out
 
     def _run(self, steps, x, state, trace: CycleTrace, draw: Draw) -> dict:
         """Apply ``steps`` of the schedule to the state ``{z_H, z_L, cells}``: DESIGN §3's loop."""

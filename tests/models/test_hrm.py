@@ -447,3 +447,37 @@ def test_a_graph_of_the_wrong_board_size_is_refused(options):
     wrong = SudokuRules(3, 3).constraint_graph()  # 81 positions, the model plays 16
     with pytest.raises(ValueError, match=r"constraint graph must be bool\[R, 16, 16\]"):
         make_model(graph=wrong, **options)
+
+
+def test_move_features_score_every_value_by_the_same_rule_and_train():
+    rules = SudokuRules(2, 2)
+    board = torch.zeros(1, L, dtype=torch.long)
+    board[0, [9, 14, 7]] = 1  # as above: (0,0) is row 0's hidden single for the value 1
+    legal = rules.legal_mask(board)
+    model = make_model(graph=rules.constraint_graph(), move_features=True, h_module="bicross")
+    scores = model.move_scores(legal).view(1, L, V)
+    # relabelling the values relabels the scores: one MLP serves every value
+    order = torch.tensor([2, 0, 3, 1])
+    relabelled = model.move_scores(legal[..., order]).view(1, L, V)
+    torch.testing.assert_close(relabelled, scores[..., order])
+    # the scores are part of the move logits, and they learn
+    tokens = board
+    carry = model.initial_carry(1)
+    with torch.no_grad():
+        without = model(tokens, carry, legal, deterministic=True).move_logits
+        model.move_mlp[2].bias.add_(1.0)  # a shift of every move's feature score by 1
+        shifted = model(tokens, carry, legal, deterministic=True).move_logits
+    torch.testing.assert_close(shifted, without + 1.0)
+    out = model(tokens, carry, legal, deterministic=True)
+    out.move_logits[0, 0].backward()  # (0,0) = 1, the hidden single
+    assert model.move_mlp[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="move_features needs model.candidates"):
+        make_model(move_features=True, candidates=False)
+
+
+def test_move_features_start_near_zero_so_the_first_policy_stays_near_uniform():
+    model = make_model(graph=SudokuRules(2, 2).constraint_graph(), move_features=True)
+    tokens, candidates = inputs()
+    scores = model.move_scores(candidates)
+    assert scores.shape == (5, L * V)
+    assert scores.abs().max() < 0.05
