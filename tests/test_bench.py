@@ -195,6 +195,7 @@ def test_ppo_benchmark_times_update_variants_side_by_side(tmp_path, capsys):
     rows = json.loads(out.read_text())["rows"]
     assert [r["variant"] for r in rows] == ["before", "defaults"]
     assert "agent.replay=recompute" in rows[0]["command"] and "agent.epochs=4" in rows[0]["command"]
+    assert "model.move_features=false" in rows[0]["command"]  # the model before the rule features
     assert all(r["frames_per_second"] > 0 and len(r["samples"]) == 1 for r in rows)
     assert rows[0]["ratio"] == 1.0
     assert rows[1]["ratio"] == pytest.approx(

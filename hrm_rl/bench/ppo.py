@@ -8,8 +8,9 @@ in turn, ``--repeats`` rounds of all of them, and the median per variant is repo
 ratio to the first variant; the machine's noise hits every variant alike.
 
 The default variants are the update before issue 14 (the whole segment recomputed in every epoch,
-4 epochs of 512-frame minibatches, 5 warm-up iterations), the same schedule with the stored resume
-state, and today's defaults with each replay mode.
+4 epochs of 512-frame minibatches, 5 warm-up iterations, and the model without the rule features
+``candidate_counts`` and ``move_features``, which came later), today's update without the rule
+features, and today's defaults (with them) in each replay mode.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from hrm_rl.bench.ranks import add_run_arguments, add_variants_argument, check_iterations, measure
 
+NO_RULE_FEATURES = ["model.candidate_counts=false", "model.move_features=false"]
 VARIANTS = {  # name -> (label, overrides)
     "before": (
         "before: recompute, 4 epochs x 512",
@@ -29,6 +31,7 @@ VARIANTS = {  # name -> (label, overrides)
             "agent.epochs=4",
             "agent.minibatch_size=512",
             "agent.warmup_iterations=5",
+            *NO_RULE_FEATURES,
         ],
     ),
     "resume_4x512": (
@@ -36,6 +39,7 @@ VARIANTS = {  # name -> (label, overrides)
         ["agent.replay=resume", "agent.epochs=4", "agent.minibatch_size=512"]
         + ["agent.warmup_iterations=5"],
     ),
+    "no_features": ("defaults, no rule features", NO_RULE_FEATURES),
     "defaults_recompute": ("defaults, recompute", ["agent.replay=recompute"]),
     "defaults": ("defaults (resume)", []),
     # the memory's cost (issue 15: multicell at most 1.15x bicross per frame): run these with
@@ -48,7 +52,7 @@ VARIANTS = {  # name -> (label, overrides)
         ["model.attention=graph", "model.pos_encoding=rope2d"],
     ),
 }
-DEFAULT_VARIANTS = ["before", "resume_4x512", "defaults_recompute", "defaults"]
+DEFAULT_VARIANTS = ["before", "no_features", "defaults_recompute", "defaults"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -104,9 +104,15 @@ class HRMConfig:
             if value not in allowed:
                 raise ValueError(f"model.{name} must be one of {allowed}, got {value!r}")
         if self.candidate_counts and not self.candidates:
-            raise ValueError("model.candidate_counts needs model.candidates=true (it counts them)")
+            raise ValueError(
+                "model.candidate_counts needs model.candidates=true (it counts them); with "
+                "model.candidates=false set model.candidate_counts=false model.move_features=false"
+            )
         if self.move_features and not self.candidates:
-            raise ValueError("model.move_features needs model.candidates=true (it reads them)")
+            raise ValueError(
+                "model.move_features needs model.candidates=true (it reads them); with "
+                "model.candidates=false set model.move_features=false"
+            )
         if self.N < 1 or self.T < 1:
             raise ValueError(f"model.N and model.T must be at least 1, got N={self.N}, T={self.T}")
         if self.h_module == "multicell":
