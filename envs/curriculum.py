@@ -182,7 +182,18 @@ class Curriculum:
         if level not in self._banks:
             options = {**self.generator_options, **(self.levels[level] or {})}
             rng = np.random.default_rng([self.seed, level])
-            bank = self._start_stuck(self.rules.generate(rng, size, **options), rng, options)
+            try:
+                generated = self.rules.generate(rng, size, **options)
+            except RuntimeError as error:
+                raise RuntimeError(
+                    f"curriculum mode {self.mode!r}, level {level} of {self.num_levels} "
+                    f"({describe(self.levels[level])}): {error}. A generator option meant for "
+                    f"the target difficulty ({self.generator_options}) may not suit the easier "
+                    "levels (a 9x9 puzzle with 65 givens always falls to singles, so "
+                    "difficulty='search' cannot be met there): play the target difficulty "
+                    "alone with env.curriculum.mode=off"
+                ) from error
+            bank = self._start_stuck(generated, rng, options)
             width = bank.solutions.shape[1]
             if self._solution_width is not None and width != self._solution_width:
                 raise ValueError(

@@ -347,3 +347,12 @@ def test_a_family_without_levels_must_keep_the_curriculum_off():
     with pytest.raises(ValueError, match="no difficulty levels"):
         Curriculum(Bare(), "mix")
     assert Curriculum(Bare(), "off").num_levels == 1
+
+
+def test_a_level_the_generator_options_cannot_meet_names_the_level_and_the_way_out():
+    # every 4x4 puzzle falls to singles, so difficulty='search' fails on every level; the error
+    # must say which curriculum level failed and how to train on the target difficulty alone
+    rules = SudokuRules(2, 2)
+    curriculum = small(rules, "mix", generator_options={"difficulty": "search"})
+    with pytest.raises(RuntimeError, match=r"level 0 of 5 .*env\.curriculum\.mode=off"):
+        curriculum.bank()
