@@ -185,13 +185,14 @@ class Curriculum:
             try:
                 generated = self.rules.generate(rng, size, **options)
             except RuntimeError as error:
+                if level == self.num_levels - 1:  # the target difficulty itself: nothing to add
+                    raise
                 raise RuntimeError(
-                    f"curriculum mode {self.mode!r}, level {level} of {self.num_levels} "
-                    f"({describe(self.levels[level])}): {error}. A generator option meant for "
-                    f"the target difficulty ({self.generator_options}) may not suit the easier "
-                    "levels (a 9x9 puzzle with 65 givens always falls to singles, so "
-                    "difficulty='search' cannot be met there): play the target difficulty "
-                    "alone with env.curriculum.mode=off"
+                    f"curriculum level {level} of {self.num_levels} "
+                    f"({describe(self.levels[level])}): {error}. The generator options "
+                    f"{self.generator_options} may not suit an easier level (e.g. "
+                    "difficulty='search' where singles finish every puzzle): play the target "
+                    "difficulty alone with env.curriculum.mode=off"
                 ) from error
             bank = self._start_stuck(generated, rng, options)
             width = bank.solutions.shape[1]

@@ -356,3 +356,7 @@ def test_a_level_the_generator_options_cannot_meet_names_the_level_and_the_way_o
     curriculum = small(rules, "mix", generator_options={"difficulty": "search"})
     with pytest.raises(RuntimeError, match=r"level 0 of 5 .*env\.curriculum\.mode=off"):
         curriculum.bank()
+    # playing the target alone already: the generator's own error, without that advice
+    with pytest.raises(RuntimeError, match="could not generate") as raised:
+        small(rules, "off", generator_options={"difficulty": "search"}).bank()
+    assert "curriculum.mode=off" not in str(raised.value)
