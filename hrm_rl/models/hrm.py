@@ -189,6 +189,7 @@ class HRM(nn.Module):
             )
             nn.init.zeros_(self.move_mlp[2].bias)
             trunc_normal_init_(self.move_mlp[2].weight, std=0.01 / math.sqrt(hidden))
+            self._build_move_table(relations)
         if cfg.candidate_counts:
             self.count_emb = nn.Linear(relations.shape[0] * cfg.num_values, d, bias=False)
             trunc_normal_init_(self.count_emb.weight, std=1.0 / math.sqrt(d))
@@ -262,28 +263,79 @@ class HRM(nn.Module):
             )
         return graph
 
-    def candidate_counts(self, candidates: torch.Tensor) -> torch.Tensor:
+    def _build_move_table(self, relations: torch.Tensor) -> None:
+        """Every distinct input of the move-feature MLP, in the order :meth:`_move_index` numbers
+        them: with V values and relation r tying a position to at most m_r others, a move's
+        features take 2 · V · Π (m_r + 1) values (13,122 on 9×9 Sudoku). When a batch holds more
+        moves than that, :meth:`move_scores` runs the MLP once per distinct input and looks the
+        moves up: the same scores and gradients for far less work (the update replays
+        minibatches of 256 · 729 moves)."""
+        V = self.config.num_values
+        limits = relations.sum(-1).amax(-1).long()  # [R]: m_r
+        sizes = (limits + 1).tolist()
+        strides = torch.tensor([math.prod(sizes[:r]) for r in range(len(sizes))])
+        self.register_buffer("move_strides", strides, persistent=False)
+        size = 2 * V * math.prod(sizes)
+        if size > 1 << 20:  # too many to list: score every move directly
+            self.register_buffer("move_table", None, persistent=False)
+            return
+        rows = torch.arange(size)
+        share = 1.0 / (rows % V + 1).float()  # 1 / (legal values at the position)
+        legal = (rows // V % 2).float()
+        code = rows // (2 * V)
+        counts = [
+            (code // stride % m).float() for stride, m in zip(strides.tolist(), sizes, strict=True)
+        ]
+        features = [legal] + [c / (c + 1.0) for c in counts] + [share]
+        self.register_buffer("move_table", torch.stack(features, -1), persistent=False)
+
+    def _move_index(self, candidates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """``long[B, L·V]``: each move's row in the move table."""
+        V = self.config.num_values
+        code = (counts.long() * self.move_strides.view(1, 1, -1, 1)).sum(2)  # [B, L, V]
+        legal = candidates.long()
+        index = legal.sum(-1, keepdim=True).clamp(min=1) - 1 + V * (legal + 2 * code)
+        return index.flatten(1)
+
+    def related_counts(self, candidates: torch.Tensor) -> torch.Tensor:
+        """``[B, L, R, V]``: c, how many other positions relation r ties to position i allow
+        value v (what :meth:`candidate_counts` and :meth:`move_scores` read)."""
+        cand = candidates.to(self.relations.dtype)  # [B, L, V]
+        with torch.autocast(cand.device.type, enabled=False):  # exact integers, even under bf16
+            return torch.einsum("rij,bjv->birv", self.relations, cand)
+
+    def candidate_counts(
+        self, candidates: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``[B, L, R·V]``: for each position, relation r and value v, c / (c + 1) where c counts
         the other positions r ties it to whose legal values include v. c = 0 on a position that
-        allows v is a hidden single of that relation (Sudoku: v fits nowhere else in the row)."""
-        return self._saturated_counts(candidates).flatten(2)
+        allows v is a hidden single of that relation (Sudoku: v fits nowhere else in the row).
+        ``counts``: :meth:`related_counts`, when the caller has them already."""
+        counts = self.related_counts(candidates) if counts is None else counts
+        return (counts / (counts + 1.0)).flatten(2)
 
-    def _saturated_counts(self, candidates: torch.Tensor) -> torch.Tensor:
-        """``[B, L, R, V]``: :meth:`candidate_counts` before flattening."""
-        cand = candidates.to(self.relations.dtype)  # [B, L, V]
-        counts = torch.einsum("rij,bjv->birv", self.relations, cand)  # [B, L, R, V]
-        return counts / (counts + 1.0)
-
-    def move_scores(self, candidates: torch.Tensor) -> torch.Tensor:
+    def move_scores(
+        self, candidates: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``[B, L·V]``: the ``move_features`` term of the move logits. Each move (position p,
         value v) is scored from [v legal at p, c / (c + 1) per relation, 1 / (legal values at p)]
         by one MLP shared by all values; a naked single (one legal value) and a hidden single
         (c = 0 in some relation) are then one rule of three numbers each, the same for every v."""
+        counts = self.related_counts(candidates) if counts is None else counts
+        dtype = self.move_mlp[0].weight.dtype
+        if self.move_table is not None and self.move_table.shape[0] < candidates.numel():
+            table = self.move_mlp(self.move_table.to(dtype)).squeeze(-1)  # [moves' inputs]
+            index = self._move_index(candidates, counts)
+            return table.index_select(0, index.flatten()).view(index.shape)
+        return self._scored_moves(candidates, counts)
+
+    def _scored_moves(self, candidates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """:meth:`move_scores`, the MLP run on every move's own features."""
         cand = candidates.to(self.relations.dtype)  # [B, L, V]
-        counts = self._saturated_counts(candidates).transpose(2, 3)  # [B, L, V, R]
+        saturated = (counts / (counts + 1.0)).transpose(2, 3)  # [B, L, V, R]
         share = 1.0 / cand.sum(-1, keepdim=True).clamp(min=1.0)  # [B, L, 1]
         features = torch.cat(
-            [cand.unsqueeze(-1), counts, share.unsqueeze(-1).expand_as(cand.unsqueeze(-1))], -1
+            [cand.unsqueeze(-1), saturated, share.unsqueeze(-1).expand_as(cand.unsqueeze(-1))], -1
         )
         return self.move_mlp(features.to(self.move_mlp[0].weight.dtype)).squeeze(-1).flatten(1)
 
@@ -334,8 +386,14 @@ class HRM(nn.Module):
 
     # --- forward ----------------------------------------------------------------------------
 
-    def embed(self, tokens: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
-        """``x̂``: √d-scaled token (+ candidates) embedding with the P task tokens in front."""
+    def embed(
+        self,
+        tokens: torch.Tensor,
+        candidates: torch.Tensor | None,
+        counts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x̂``: √d-scaled token (+ candidates) embedding with the P task tokens in front;
+        ``counts``: :meth:`related_counts`, when the caller has them already."""
         cfg = self.config
         x = self.tok_emb(tokens.long())  # [B, L, d]
         if self.cand_emb is not None:
@@ -343,7 +401,8 @@ class HRM(nn.Module):
                 raise ValueError("model.candidates is on: pass the legal-value mask [B, L, V]")
             x = x + self.cand_emb(candidates.to(x.dtype))
             if self.count_emb is not None:
-                x = x + self.count_emb(self.candidate_counts(candidates).to(x.dtype))
+                counts = self.candidate_counts(candidates, counts)
+                x = x + self.count_emb(counts.to(x.dtype))
         prefix = self.task_emb.unsqueeze(0).expand(x.shape[0], -1, -1)
         x = torch.cat([prefix, x], dim=1)  # [B, P+L, d]
         if self.positions is not None:
@@ -398,7 +457,10 @@ class HRM(nn.Module):
         cfg = self.config
         if resume is not None and self.config.h_module == "multicell" and selections is None:
             raise ValueError("resuming a segment needs its stored selections (selections=...)")
-        x = self.embed(tokens, candidates)  # [B, P+L, d]
+        counts = None  # the rule features' counts, computed once for both their uses
+        if candidates is not None and (self.count_emb is not None or self.move_mlp is not None):
+            counts = self.related_counts(candidates)
+        x = self.embed(tokens, candidates, counts)  # [B, P+L, d]
         state = {"z_H": carry["z_H"], "z_L": carry["z_L"]}
         if self.has_memory:  # fresh episodes read the learned initial cells (with gradient)
             B = tokens.shape[0]
@@ -419,7 +481,7 @@ class HRM(nn.Module):
         state = self._run(steps[split:], x, state, trace, draw)
         out = self._output(state, trace, prefix)
         if self.move_mlp is not None:
-            scores = self.move_scores(candidates)
+            scores = self.move_scores(candidates, counts)
             out.move_logits = out.move_logits + scores.to(out.move_logits.dtype)
         return out
 

@@ -475,6 +475,26 @@ def test_move_features_score_every_value_by_the_same_rule_and_train():
         make_model(move_features=True, candidates=False)
 
 
+def test_move_scores_looked_up_per_distinct_input_equal_the_mlp_on_every_move():
+    model = make_model(graph=SudokuRules(2, 2).constraint_graph(), move_features=True)
+    _, candidates = inputs(40)  # 40·64 moves: more than the 512 distinct inputs of 4x4
+    candidates[0] = True  # every count at its largest (3 others per relation)
+    candidates[1, :3] = False  # positions with no legal value (share 1/1, as one legal value)
+    scores = model.move_scores(candidates)
+    direct = model._scored_moves(candidates, model.related_counts(candidates))
+    torch.testing.assert_close(scores, direct)
+    weights = torch.randn(scores.shape, generator=torch.Generator().manual_seed(1))
+    grads = [
+        torch.autograd.grad((s * weights).sum(), model.move_mlp.parameters())
+        for s in (
+            model.move_scores(candidates),
+            model._scored_moves(candidates, model.related_counts(candidates)),
+        )
+    ]
+    for looked_up, computed in zip(*grads, strict=True):
+        torch.testing.assert_close(looked_up, computed)
+
+
 def test_move_features_start_near_zero_so_the_first_policy_stays_near_uniform():
     model = make_model(graph=SudokuRules(2, 2).constraint_graph(), move_features=True)
     tokens, candidates = inputs()
