@@ -121,11 +121,18 @@ def build_agent(
     return PPOAgent(model, PPOConfig(**options)), frames_per_batch
 
 
+WEIGHTS = ("auto", "ema", "model")
+
+
 def load_policy(
-    path: str | Path, device: torch.device
+    path: str | Path, device: torch.device, weights: str = "auto"
 ) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module | None]:
-    """Config, rules, model (EMA weights when the run kept them) and greedy-capable actor (None
-    for a supervised checkpoint, which plays whole-board proposals without an env)."""
+    """Config, rules, model and greedy-capable actor (None for a supervised checkpoint, which
+    plays whole-board proposals without an env). ``weights``: ``auto`` loads the EMA weights when
+    the run kept them (``agent.ema_decay``) and the trained ones otherwise; ``ema`` or ``model``
+    asks for one of them."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"{path}: no such checkpoint file; pass checkpoint=PATH to the checkpoint.pt a "
@@ -137,8 +144,15 @@ def load_policy(
     cfg = OmegaConf.create(checkpoint["config"])
     rules = rules_from_config(cfg.env)
     model = build_model(rules, cfg.model, device)
-    weights = checkpoint.get("ema") or checkpoint["model"]
-    model.load_state_dict(weights)
+    if weights == "ema" and not checkpoint.get("ema"):
+        raise CheckpointError(
+            f"{path}: weights=ema, but this run kept no EMA weights (agent.ema_decay was null); "
+            "use weights=model or weights=auto"
+        )
+    if weights == "model":
+        model.load_state_dict(checkpoint["model"])
+    else:
+        model.load_state_dict(checkpoint.get("ema") or checkpoint["model"])
     model.eval()
     if agent_name(cfg.agent) == "supervised":
         return cfg, rules, model, None

@@ -3,8 +3,9 @@
 Keys: ``checkpoint`` (required), ``data`` (a puzzle file or HRM dataset folder; default: the
 checkpoint env's held-out split, as in training), ``num_puzzles`` (held-out split size, 500),
 ``attempts`` (K attempts per puzzle for pass@K, 8), ``seed`` (of the sampled attempts, 0),
-``device`` (``auto``, ``cpu``, ``cuda``), ``out`` (the JSON path; default
-``<checkpoint dir>/eval_<data stem or heldout>.json``).
+``device`` (``auto``, ``cpu``, ``cuda``), ``weights`` (``auto``: the EMA weights when the run
+kept them, else the trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON
+path; default ``<checkpoint dir>/eval_<data stem or heldout>.json``).
 
 Every puzzle is played once greedily (pass@1) and ``attempts - 1`` more times with sampled moves
 and cells (pass@K: solved by any of the K attempts, the greedy one included, so pass@K >= pass@1);
@@ -30,7 +31,7 @@ from torchrl.envs.utils import ExplorationType
 
 from hrm_rl.agents.evaluation import play_first_episodes
 from hrm_rl.agents.supervised import play_supervised
-from hrm_rl.build import env_options, held_out_puzzles, load_policy
+from hrm_rl.build import WEIGHTS, env_options, held_out_puzzles, load_policy
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.models import HRM
 
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, str | None] = {
     "attempts": "8",
     "seed": "0",
     "device": "auto",
+    "weights": "auto",
     "out": None,
 }
 
@@ -58,6 +60,8 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
                 "(as key=value, e.g. checkpoint=outputs/run/checkpoint.pt)"
             )
         options[key] = value
+    if options["weights"] not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {options['weights']!r}")
     if not options["checkpoint"]:
         raise ValueError("checkpoint=PATH is required (the checkpoint.pt of a training run)")
     for key in ("num_puzzles", "attempts", "seed"):
@@ -221,7 +225,7 @@ def run(options: dict[str, str | None]) -> Path:
         else options["device"]
     )
     checkpoint = Path(options["checkpoint"])
-    cfg, rules, model, actor = load_policy(checkpoint, device)
+    cfg, rules, model, actor = load_policy(checkpoint, device, options["weights"])
     if options["data"]:
         puzzles = rules.read(options["data"])
         stem = Path(options["data"]).stem
@@ -243,6 +247,7 @@ def run(options: dict[str, str | None]) -> Path:
         "checkpoint": str(checkpoint.resolve()),
         "data": str(Path(options["data"]).resolve()) if options["data"] else "held-out split",
         "env": repr(rules),
+        "weights": options["weights"],
         **metrics,
     }
     json_path = Path(options["out"]) if options["out"] else checkpoint.parent / f"eval_{stem}.json"

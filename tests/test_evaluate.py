@@ -139,3 +139,29 @@ def test_the_markdown_report_shows_pass_at_k_only_when_sampled_attempts_were_mad
     assert "| givens | puzzles | pass@1 |" in report
     assert report.count("pass@1") == 2  # the summary row and the by-givens column
     assert ("pass@4" in report) == (attempts == 4)
+
+
+def test_weights_chooses_between_the_trained_and_the_ema_weights(checkpoint: Path, tmp_path):
+    import torch
+
+    from hrm_rl.build import load_policy
+    from hrm_rl.checkpoint import CheckpointError, load_checkpoint
+
+    saved = load_checkpoint(checkpoint, map_location="cpu")
+    assert not saved.get("ema")  # the fixture's run kept no EMA
+    with pytest.raises(CheckpointError, match="kept no EMA weights"):
+        load_policy(checkpoint, torch.device("cpu"), "ema")
+    ema = {
+        key: value + 1.0 if value.is_floating_point() else value
+        for key, value in saved["model"].items()
+    }
+    with_ema = tmp_path / "with_ema.pt"
+    torch.save({**saved, "ema": ema}, with_ema)
+    for weights, expected in (("auto", ema), ("ema", ema), ("model", saved["model"])):
+        _, _, model, _ = load_policy(with_ema, torch.device("cpu"), weights)
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(value, expected[key], msg=f"{weights}: {key}")
+    result = run_module(
+        "hrm_rl.evaluate", f"checkpoint={checkpoint}", "weights=best", cwd=checkpoint.parent
+    )
+    assert result.returncode != 0 and "weights must be one of auto, ema, model" in result.stderr
