@@ -58,6 +58,7 @@ ENV_DEFAULTS: dict[str, Any] = {
         "threshold": 0.8,
         "window": 1000,
         "stuck_share": 0.0,
+        "extra_levels": [],
     },
 }
 

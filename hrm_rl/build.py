@@ -63,6 +63,21 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
     """The training bank's curriculum; ``env.givens`` pins one difficulty (curriculum off only)."""
     options = env_cfg.curriculum
     mode, levels, fixed_level = options.mode, None, options.level
+    extra = options.get("extra_levels") or []
+    if extra:
+        if mode == "off" or env_cfg.givens is not None:
+            raise ValueError(
+                f"env.curriculum.extra_levels={OmegaConf.to_container(extra, resolve=True)} adds "
+                "levels after the family's own, but the curriculum is off (or env.givens pins one "
+                "difficulty); use env.curriculum.mode=mix, auto or fixed"
+            )
+        extra = OmegaConf.to_container(extra, resolve=True)
+        if not all(isinstance(level, dict) for level in extra):
+            raise ValueError(
+                "env.curriculum.extra_levels must be a list of generator keyword arguments "
+                f"(e.g. [{{difficulty: search}}]), got {extra}"
+            )
+        levels = list(rules.difficulty_levels()) + extra
     if env_cfg.givens is not None:
         if mode != "off":
             raise ValueError(

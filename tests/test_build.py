@@ -8,10 +8,11 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from hrm_rl.build import build_model, env_options
+from hrm_rl.build import build_model, env_options, make_curriculum
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.envs.sudoku.generator import generate
+from hrm_rl.envs.sudoku.solver import rate
 
 
 def test_grid_mode_knobs_reach_the_env_from_the_command_line():
@@ -45,3 +46,26 @@ def test_a_model_config_saved_with_the_old_empty_extra_still_builds():
     old["extra"] = {"depth": 2}
     with pytest.raises(ValueError, match="model.extra"):
         build_model(rules, OmegaConf.create(old), torch.device("cpu"))
+
+
+def test_extra_levels_put_puzzles_singles_cannot_finish_into_the_mixed_bank():
+    overrides = [
+        "env=sudoku",
+        "env.bank_size=12",
+        "env.curriculum.extra_levels=[{difficulty:search}]",
+    ]
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    rules = rules_from_config(cfg.env)
+    curriculum = make_curriculum(rules, cfg.env, seed=0)
+    assert curriculum.num_levels == len(rules.difficulty_levels()) + 1
+    assert curriculum.levels[-1] == {"difficulty": "search"}
+    bank = curriculum.bank()
+    levels = [rate(board).level for board in bank.boards]
+    # 6 levels of 2: the last two need search, the easy levels never do
+    assert levels[-2:] == ["search", "search"] and levels[:2] == ["singles", "singles"]
+
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        off = compose("config", overrides=[*overrides, "env.curriculum.mode=off"])
+    with pytest.raises(ValueError, match="extra_levels"):
+        make_curriculum(rules, off.env, seed=0)
