@@ -55,7 +55,7 @@ class PPOConfig:
     minibatch_size: int = 256
     target_kl: float | None = None  # stop the epochs once one's mean approx-KL exceeds it
     critic_coeff: float = 0.5
-    entropy_move: float = 0.01
+    entropy_move: float = 0.003  # 0.01 kept the policy moving after nearly every move was sound
     entropy_cells: float = 0.001
     normalize_advantage: bool = True
     ema_decay: float | None = None  # e.g. 0.999 (TRM reports EMA matters)

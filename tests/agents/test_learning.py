@@ -94,7 +94,11 @@ def test_ppo_with_graph_attention_finds_shortest_paths_through_unseen_7x7_mazes(
         preset = compose("config", overrides=["experiment=maze7x7"])  # its model and lr
     model = build_model(rules, preset.model, torch.device("cpu"))
     assert model.config.attention == "graph"
-    agent_config = PPOConfig(lr=preset.agent.lr, total_iterations=MAZE_ITERATIONS)
+    agent_config = PPOConfig(
+        lr=preset.agent.lr,
+        entropy_move=preset.agent.entropy_move,
+        total_iterations=MAZE_ITERATIONS,
+    )
     solve_rate = train_and_test(
         rules, train, test, model, agent_config, seed, 64, 16, MAZE_ITERATIONS
     )
