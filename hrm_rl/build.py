@@ -7,6 +7,7 @@ point imports another and the three agree on what a config means.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from hrm_rl.envs.curriculum import Curriculum
 from hrm_rl.envs.registration import rules_from_config
 from hrm_rl.envs.transition import MAX_SEGMENTS, SHAPING
 from hrm_rl.models import HRM, HRMConfig
+
+log = logging.getLogger(__name__)
 
 # The held-out bank does not depend on `seed`, so that runs of different seeds compare.
 HELD_OUT_SEED = 20_240_917
@@ -63,20 +66,15 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
     """The training bank's curriculum; ``env.givens`` pins one difficulty (curriculum off only)."""
     options = env_cfg.curriculum
     mode, levels, fixed_level = options.mode, None, options.level
-    extra = options.get("extra_levels") or []
-    if extra:
-        if mode == "off" or env_cfg.givens is not None:
-            raise ValueError(
-                f"env.curriculum.extra_levels={OmegaConf.to_container(extra, resolve=True)} adds "
-                "levels after the family's own, but the curriculum is off (or env.givens pins one "
-                "difficulty); use env.curriculum.mode=mix, auto or fixed"
-            )
-        extra = OmegaConf.to_container(extra, resolve=True)
-        if not all(isinstance(level, dict) for level in extra):
-            raise ValueError(
-                "env.curriculum.extra_levels must be a list of generator keyword arguments "
-                f"(e.g. [{{difficulty: search}}]), got {extra}"
-            )
+    extra = OmegaConf.to_container(options.get("extra_levels") or [], resolve=True)
+    if not all(isinstance(level, dict) for level in extra):
+        raise ValueError(
+            "env.curriculum.extra_levels must be a list of generator keyword arguments "
+            f"(e.g. [{{difficulty: search}}]), got {extra}"
+        )
+    if extra and (mode == "off" or env_cfg.givens is not None):
+        log.info("env.curriculum.extra_levels %s unused: one difficulty, no levels", extra)
+    elif extra:
         levels = list(rules.difficulty_levels()) + extra
     if env_cfg.givens is not None:
         if mode != "off":
