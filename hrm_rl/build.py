@@ -66,7 +66,8 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
     """The training bank's curriculum; ``env.givens`` pins one difficulty (curriculum off only)."""
     options = env_cfg.curriculum
     mode, levels, fixed_level = options.mode, None, options.level
-    extra = OmegaConf.to_container(options.get("extra_levels") or [], resolve=True)
+    extra = options.get("extra_levels")
+    extra = [] if not extra else OmegaConf.to_container(extra, resolve=True)
     if not all(isinstance(level, dict) for level in extra):
         raise ValueError(
             "env.curriculum.extra_levels must be a list of generator keyword arguments "

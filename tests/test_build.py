@@ -69,5 +69,8 @@ def test_extra_levels_put_puzzles_singles_cannot_finish_into_the_mixed_bank():
         off = compose("config", overrides=[*overrides, "env.curriculum.mode=off"])
         bad = compose("config", overrides=["env=sudoku", "env.curriculum.extra_levels=[search]"])
     assert make_curriculum(rules, off.env, seed=0).levels == [None]  # one difficulty: unused
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        none = compose("config", overrides=["env=sudoku", "env.curriculum.extra_levels=[]"])
+    assert make_curriculum(rules, none.env, seed=0).num_levels == len(rules.difficulty_levels())
     with pytest.raises(ValueError, match="extra_levels"):
         make_curriculum(rules, bad.env, seed=0)
