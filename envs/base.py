@@ -112,6 +112,11 @@ class PuzzleRules:
         last one the env's normal difficulty. Default: none (the curriculum must stay off)."""
         return []
 
+    def difficulty_labels(self, boards: np.ndarray) -> list[str] | None:
+        """A label per puzzle ``boards`` ``[n, L]`` of what it takes to solve (Sudoku:
+        ``"singles"`` or ``"search"``), for evaluation reports. Default: ``None`` (not rated)."""
+        return None
+
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
         """``boards`` with every placement the rules force made, until none is left (used for
         curriculum banks that start where the easy moves run out: ``curriculum.stuck_share``).

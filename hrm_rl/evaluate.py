@@ -85,7 +85,8 @@ def evaluation_report(
     seed: int,
     agent_cfg: DictConfig | None = None,
 ) -> dict:
-    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by-givens, cell usage.
+    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by givens, by difficulty
+    (``rules.difficulty_labels``: Sudoku's singles/search; ``None`` where not rated), cell usage.
 
     ``actor=None`` evaluates a supervised model (``agent_cfg`` gives its segments and precision).
     """
@@ -128,6 +129,19 @@ def evaluation_report(
         }
         for g in np.unique(givens)
     ]
+    labels = rules.difficulty_labels(puzzles.boards)
+    by_difficulty = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        by_difficulty = [
+            {
+                "difficulty": str(label),
+                "puzzles": int((labels == label).sum()),
+                "pass@1": float(greedy.solved[labels == label].mean()),
+                f"pass@{attempts}": float(any_solved[labels == label].mean()),
+            }
+            for label in dict.fromkeys(sorted(labels))
+        ]
     cell_usage = None
     if greedy.cell_counts is not None:
         total = max(int(greedy.cell_counts.sum()), 1)
@@ -146,13 +160,15 @@ def evaluation_report(
         "mean_moves": float(greedy.moves.mean()),
         "mistakes": float(greedy.mistake.mean()),
         "by_givens": by_givens,
+        "by_difficulty": by_difficulty,
         "cell_usage": cell_usage,
         "puzzles_per_second": len(puzzles) / max(greedy.seconds, 1e-9),
     }
 
 
 def markdown_report(metrics: dict) -> str:
-    """The metrics as Markdown tables: summary, by givens, cell usage (multicell only)."""
+    """The metrics as Markdown tables: summary, by givens, by difficulty (families that rate
+    their puzzles), cell usage (multicell only)."""
     k = metrics["attempts"]
     exact = metrics["exact_match"]
     lines = [
@@ -186,6 +202,19 @@ def markdown_report(metrics: dict) -> str:
     for row in metrics["by_givens"]:
         sampled = f" {row[f'pass@{k}']:.3f} |" if k > 1 else ""
         lines.append(f"| {row['givens']} | {row['puzzles']} | {row['pass@1']:.3f} |{sampled}")
+    if metrics.get("by_difficulty"):
+        lines += [
+            "",
+            "## By difficulty",
+            "",
+            "| difficulty | puzzles | pass@1 |" + (f" pass@{k} |" if k > 1 else ""),
+            "|---|---:|---:|" + ("---:|" if k > 1 else ""),
+        ]
+        for row in metrics["by_difficulty"]:
+            sampled = f" {row[f'pass@{k}']:.3f} |" if k > 1 else ""
+            lines.append(
+                f"| {row['difficulty']} | {row['puzzles']} | {row['pass@1']:.3f} |{sampled}"
+            )
     if metrics["cell_usage"] is not None:
         lines += [
             "",

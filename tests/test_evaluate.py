@@ -68,6 +68,8 @@ def test_held_out_split_metrics_and_reports(checkpoint: Path) -> None:
     metrics = json.loads(json_path.read_text())
     assert 0.0 <= metrics["pass@1"] <= metrics["pass@3"] <= 1.0
     assert sum(row["puzzles"] for row in metrics["by_givens"]) == 16
+    assert sum(row["puzzles"] for row in metrics["by_difficulty"]) == 16
+    assert {row["difficulty"] for row in metrics["by_difficulty"]} <= {"singles", "search"}
     assert len(metrics["cell_usage"]["counts"]) == NUM_CELLS
     assert sum(metrics["cell_usage"]["counts"]) > 0
     assert 0.0 <= metrics["mistakes"] <= 1.0 and metrics["mean_moves"] >= 1.0
@@ -133,11 +135,16 @@ def test_the_markdown_report_shows_pass_at_k_only_when_sampled_attempts_were_mad
         "by_givens": [
             {"givens": 6, "puzzles": 2, "pass@1": 0.5, f"pass@{attempts}": 0.5 + 0.1 * attempts}
         ],
+        "by_difficulty": [
+            {"difficulty": "singles", "puzzles": 1, "pass@1": 1.0, f"pass@{attempts}": 1.0},
+            {"difficulty": "search", "puzzles": 1, "pass@1": 0.0, f"pass@{attempts}": 0.0},
+        ],
         "cell_usage": None,
     }
     report = markdown_report(metrics)
     assert "| givens | puzzles | pass@1 |" in report
-    assert report.count("pass@1") == 2  # the summary row and the by-givens column
+    assert "| search | 1 | 0.000 |" in report and "| singles | 1 | 1.000 |" in report
+    assert report.count("pass@1") == 3  # the summary row, the by-givens and by-difficulty columns
     assert ("pass@4" in report) == (attempts == 4)
 
 

@@ -17,7 +17,7 @@ from hrm_rl.envs.sudoku.augment import apply_transforms, random_transforms
 from hrm_rl.envs.sudoku.generator import blank_levels, generate
 from hrm_rl.envs.sudoku.readers import read_puzzles
 from hrm_rl.envs.sudoku.render import render_ansi, render_rgb
-from hrm_rl.envs.sudoku.solver import BOX_SHAPES
+from hrm_rl.envs.sudoku.solver import BOX_SHAPES, rate
 
 
 def unit_positions(box_rows: int, box_cols: int) -> torch.Tensor:
@@ -159,6 +159,11 @@ class SudokuRules(PuzzleRules):
         """Givens ranges from few blanks up to the generator's default range
         (:func:`hrm_rl.envs.sudoku.generator.blank_levels`)."""
         return [{"givens": level} for level in blank_levels(self.box, num_levels)]
+
+    def difficulty_labels(self, boards: np.ndarray) -> list[str]:
+        """``"singles"`` where naked and hidden singles alone finish the puzzle, else ``"search"``
+        (:func:`hrm_rl.envs.sudoku.solver.rate`)."""
+        return [rate(board, self.box).level for board in np.asarray(boards)]
 
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
         """Naked singles (a blank with one legal value), filled until none is left."""

@@ -164,3 +164,15 @@ def test_naked_singles_are_filled_with_the_solution_until_none_is_left():
     assert (filled != 0).sum() > (boards != 0).sum()
     legal = rules.legal_mask(filled)
     assert not ((legal.sum(dim=-1) == 1) & (filled == 0)).any()  # no naked single left
+
+
+def test_difficulty_labels_tell_puzzles_singles_finish_from_those_that_need_search():
+    from hrm_rl.envs.maze.rules import MazeRules
+    from hrm_rl.envs.sudoku.generator import generate
+
+    rules, rng = SudokuRules(3, 3), np.random.default_rng(4)
+    singles = generate(rng, 3, box=(3, 3), difficulty="singles").boards
+    search = generate(rng, 3, box=(3, 3), difficulty="search").boards
+    labels = rules.difficulty_labels(np.concatenate([singles, search]))
+    assert labels == ["singles"] * 3 + ["search"] * 3
+    assert MazeRules(7, 7).difficulty_labels(np.zeros((2, 49), dtype=np.int64)) is None
