@@ -21,6 +21,7 @@ from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.curriculum import Curriculum
 from hrm_rl.envs.registration import rules_from_config
+from hrm_rl.envs.splits import canonical_key
 from hrm_rl.envs.transition import MAX_SEGMENTS, SHAPING
 from hrm_rl.models import HRM, HRMConfig
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # The held-out bank does not depend on `seed`, so that runs of different seeds compare.
 HELD_OUT_SEED = 20_240_917
+# The validation bank (eval.validation_puzzles): the same split and difficulty, other instances
+VALIDATION_SEED = 20_241_203
 AGENTS = ("ppo", "supervised")  # agent.name
 
 
@@ -104,6 +107,38 @@ def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> Puz
     return rules.generate(
         np.random.default_rng(HELD_OUT_SEED), count, held_out=True, **generator_options(env_cfg)
     )
+
+
+def validation_puzzles(
+    rules: PuzzleRules, env_cfg: DictConfig, count: int, held_out: PuzzleSet
+) -> PuzzleSet:
+    """``count`` puzzles for choosing among checkpoints: from the held-out split (so never
+    trained on) at the held-out bank's difficulty, seed-independent, and none of them in
+    ``held_out`` itself (not even relabelled) nor twice, so the held-out rate of a checkpoint
+    chosen on them stays an unbiased test."""
+    if count < 1:
+        raise ValueError(f"eval.validation_puzzles must be at least 1 (or null), got {count}")
+    taken = {canonical_key(board) for board in held_out.boards}
+    rng = np.random.default_rng(VALIDATION_SEED)
+    options = generator_options(env_cfg)
+    kept, tries = [], 0
+    while sum(len(part) for part in kept) < count:
+        tries += 1
+        if tries > 20:
+            raise ValueError(
+                f"could not draw {count} validation puzzles outside the held-out bank in 20 "
+                "rounds: the generator repeats itself at this difficulty; lower "
+                "eval.validation_puzzles"
+            )
+        batch = rules.generate(rng, count, held_out=True, **options)
+        fresh = []
+        for i, board in enumerate(batch.boards):
+            key = canonical_key(board)
+            if key not in taken:  # nor a repeat within the validation bank
+                taken.add(key)
+                fresh.append(i)
+        kept.append(batch.subset(np.asarray(fresh, dtype=np.int64)))
+    return PuzzleSet.concatenate(kept).subset(np.arange(count))
 
 
 def build_model(rules: PuzzleRules, model_cfg: DictConfig, device: torch.device) -> HRM:

@@ -25,6 +25,7 @@ from hrm_rl.envs.curriculum import Curriculum
 log = logging.getLogger("hrm_rl.train")
 
 CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"  # eval.keep_best: the checkpoint with the best validation solve rate
 
 
 @dataclass
@@ -33,6 +34,8 @@ class RunState:
 
     ``frames`` counts every rank's frames, ``rank_frames`` this rank's; ``spent`` is the seconds
     of the budget's ``clock`` used by earlier sessions (``clock_start`` is this session's start).
+    ``best_rate`` and ``best_frames``: the validation solve rate of ``best.pt`` and when it was
+    saved (``eval.keep_best``; −1 and 0 before one is).
     """
 
     run_dir: Path
@@ -42,10 +45,16 @@ class RunState:
     frames: int = 0
     rank_frames: int = 0
     spent: float = 0.0
+    best_rate: float = -1.0
+    best_frames: int = 0
 
     @property
     def path(self) -> Path:
         return (self.run_dir / CHECKPOINT_FILE).resolve()
+
+    @property
+    def best_path(self) -> Path:
+        return (self.run_dir / BEST_FILE).resolve()
 
     def used_seconds(self) -> float:
         """Seconds of the budget's clock used by the whole run, this session included."""
@@ -69,6 +78,8 @@ class RunState:
         agent.iteration = checkpoint["iteration"]
         self.frames = checkpoint["frames"]
         self.spent = checkpoint.get("spent_seconds", 0.0)
+        self.best_rate = checkpoint.get("best_rate", -1.0)
+        self.best_frames = checkpoint.get("best_frames", 0)
         state = rank_state(checkpoint, self.world.rank)
         if state is None:
             log.warning(
@@ -80,13 +91,21 @@ class RunState:
             trainer.load_state_dict(state)
             self.rank_frames = checkpoint.get("rank_frames", [self.frames])[self.world.rank]
 
-    def save(self, agent: Any, trainer: Any, curriculum: Curriculum, cfg: DictConfig) -> Path:
-        """Everything a resume needs, written atomically to ``run_dir/checkpoint.pt`` by rank 0,
-        with every rank's episodes and RNG streams (a collective: every rank calls it)."""
+    def save(
+        self,
+        agent: Any,
+        trainer: Any,
+        curriculum: Curriculum,
+        cfg: DictConfig,
+        path: Path | None = None,
+    ) -> Path:
+        """Everything a resume needs, written atomically to ``run_dir/checkpoint.pt`` (or
+        ``path``) by rank 0, with every rank's episodes and RNG streams (a collective: every rank
+        calls it)."""
         states = self.world.gather_objects(trainer.state_dict())
         every_rank_frames = self.world.all_gather_values(self.rank_frames)
         if not self.world.is_main:
-            return self.path
+            return self.path if path is None else path
         state = {
             "model": agent.model.state_dict(),
             "optimizer": agent.optimizer.state_dict(),
@@ -95,6 +114,8 @@ class RunState:
             "frames": self.frames,
             "spent_seconds": self.used_seconds(),
             "iteration": agent.iteration,
+            "best_rate": self.best_rate,
+            "best_frames": self.best_frames,
             "curriculum": curriculum.state_dict(),
             "config": OmegaConf.to_yaml(cfg, resolve=True),
             **states[0],  # rank 0's episodes at the top level, as one-process runs write them
@@ -102,7 +123,7 @@ class RunState:
             "world_size": self.world.size,
             "rank_frames": every_rank_frames,
         }
-        return save_checkpoint(self.path, state).resolve()
+        return save_checkpoint(self.path if path is None else path, state).resolve()
 
 
 def rank_state(checkpoint: dict, rank: int) -> dict | None:

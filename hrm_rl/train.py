@@ -3,9 +3,11 @@
 The whole run is :func:`train`, read top to bottom: build (rules, curriculum bank, held-out bank,
 model, agent, and for PPO the env and collector) → loop: one update (PPO: on a collected ``[B, T]``
 batch; ``agent=supervised``: deep supervision on B drawn puzzles) → curriculum → log → greedy
-held-out evaluation every ``eval.every`` frames → checkpoint every ``checkpoint.every`` frames →
-at the end a final evaluation and checkpoint, the summary table, ``learning_curves.png``, and the
-checkpoint's absolute path as the last line of stdout. A *frame* is one backbone call on one
+held-out evaluation every ``eval.every`` frames (on a validation split instead with
+``eval.validation_puzzles``, and with ``eval.keep_best`` the best of them saved as ``best.pt``) →
+checkpoint every ``checkpoint.every`` frames → at the end a final evaluation (and one of
+``best.pt``) and checkpoint, the summary table, ``learning_curves.png``, and the checkpoint's
+absolute path as the last line of stdout. A *frame* is one backbone call on one
 puzzle: an env step for PPO, a supervision segment for the supervised agent.
 
 Configs live in ``hrm_rl/configs`` (``config.yaml`` plus the groups agent, env, model, logger);
@@ -16,6 +18,7 @@ every key or group named on this command line taking this command line's value.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import sys
@@ -30,7 +33,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from hrm_rl.agents.ppo import NonFiniteLossError
-from hrm_rl.build import agent_name, build_agent, build_model, held_out_puzzles, make_curriculum
+from hrm_rl.build import (
+    agent_name,
+    build_agent,
+    build_model,
+    held_out_puzzles,
+    make_curriculum,
+    validation_puzzles,
+)
 from hrm_rl.checkpoint import load_checkpoint
 from hrm_rl.distributed import World, init_world
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
@@ -69,6 +79,11 @@ def train(cfg: DictConfig) -> Path:
             f"time_budget.clock must be one of {sorted(CLOCKS)}, got {cfg.time_budget.clock!r}"
         )
     clock, clock_start = CLOCKS[cfg.time_budget.clock], clock_starts[cfg.time_budget.clock]
+    if cfg.eval.get("keep_best") and not cfg.eval.get("validation_puzzles"):
+        raise ValueError(
+            "eval.keep_best=true chooses among checkpoints on a validation split; set "
+            "eval.validation_puzzles (e.g. 200) so the held-out rate of best.pt stays a test"
+        )
     options = distributed_options(cfg)
     world, device = init_world(
         cfg.device, options.get("backend", "auto"), options.get("timeout_minutes", 30.0)
@@ -102,6 +117,9 @@ def _train(
     if checkpoint is not None:
         curriculum.load_state_dict(checkpoint["curriculum"])
     held_out, periodic_held_out = _held_out(rules, cfg, world)
+    # periodic evaluations on a validation split log under valid/, the held-out ones under eval/
+    periodic_prefix = "valid/" if cfg.eval.get("validation_puzzles") else "eval/"
+    keep_best = bool(cfg.eval.get("keep_best", False))
 
     # --- model, agent, and its trainer: env + collector (PPO) or a puzzle sampler --------------
     model = build_model(rules, cfg.model, device)
@@ -202,10 +220,18 @@ def _train(
                 evals_by_clock + 1
             )
             if world.is_main and (crossed(previous, state.frames, cfg.eval.every) or by_clock):
-                metrics.update(trainer.evaluate(eval_model, periodic_held_out))
+                periodic = trainer.evaluate(eval_model, periodic_held_out)
+                metrics.update(_prefixed(periodic, periodic_prefix))
                 last_eval = state.frames
                 if eval_minutes:
                     evals_by_clock = int(state.used_seconds() // (60.0 * eval_minutes))
+            # a collective: every rank saves best.pt (rank 0 writes it) when rank 0's rate rose
+            if keep_best and world.any(
+                last_eval == state.frames and periodic["eval/solve_rate"] > state.best_rate
+            ):
+                if world.is_main:
+                    state.best_rate, state.best_frames = periodic["eval/solve_rate"], state.frames
+                state.save(agent, trainer, curriculum, cfg, path=state.best_path)
             if logger is not None:
                 logger.log(metrics, step=state.frames)
             if crossed(previous, state.frames, cfg.checkpoint.every):
@@ -223,6 +249,16 @@ def _train(
         if world.is_main and (last_eval != state.frames or periodic_held_out is not held_out):
             final = trainer.evaluate(eval_model, held_out)
             final["time/seconds"] = state.used_seconds()
+            if keep_best and state.best_path.exists():
+                final.update(_best_on_held_out(trainer, eval_model, state, held_out))
+                log.info(
+                    "best.pt: %.3f on the validation split at %d frames, %.3f held-out (the "
+                    "last weights: %.3f)",
+                    final["eval_best/valid_solve_rate"],
+                    final["eval_best/frames"],
+                    final["eval_best/solve_rate"],
+                    final["eval/solve_rate"],
+                )
             logger.log(final, step=state.frames)
         # always: the last checkpoint of the loop may predate the budget's last seconds and the
         # final evaluation, which a resumed run's budget must count
@@ -236,9 +272,29 @@ def _train(
     if world.is_main:
         print(logger.summary_table())
         curves = ["train/solve_rate", "eval/solve_rate", "curriculum/level", *CURVE_KEYS[kind]]
+        if periodic_prefix != "eval/":
+            curves.insert(2, f"{periodic_prefix}solve_rate")
         logger.plot_curves(run_dir / CURVES_FILE, curves)
         print(state.path)
     return state.path
+
+
+def _prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """``metrics`` (``eval/…`` keys) under ``prefix`` instead."""
+    return {prefix + key.removeprefix("eval/"): value for key, value in metrics.items()}
+
+
+def _best_on_held_out(trainer, eval_model, state: RunState, held_out: PuzzleSet) -> dict:
+    """The held-out evaluation of ``best.pt``'s weights (EMA ones when the run keeps an EMA),
+    under ``eval_best/``, with the frames and validation rate it was chosen at."""
+    best = load_checkpoint(state.best_path)
+    weights = best["ema"] if best.get("ema") is not None else best["model"]
+    model = copy.deepcopy(eval_model)
+    model.load_state_dict(weights)
+    result = _prefixed(trainer.evaluate(model, held_out), "eval_best/")
+    result["eval_best/frames"] = float(best["frames"])
+    result["eval_best/valid_solve_rate"] = float(best["best_rate"])
+    return result
 
 
 def _seed_everything(seed: int) -> None:
@@ -251,10 +307,15 @@ def _held_out(
     rules: PuzzleRules, cfg: DictConfig, world: World
 ) -> tuple[PuzzleSet | None, PuzzleSet | None]:
     """The held-out bank (rank 0 alone evaluates; generating 9×9 puzzles takes a while) and the
-    first ``eval.periodic_puzzles`` of it, which periodic evaluations play (the final one all)."""
+    puzzles periodic evaluations play: the first ``eval.periodic_puzzles`` of it (the final
+    evaluation plays all), or with ``eval.validation_puzzles`` a validation bank of that size
+    that shares no puzzle with it."""
     if not world.is_main:
         return None, None
     held_out = held_out_puzzles(rules, cfg.env, cfg.eval.num_puzzles)
+    count = cfg.eval.get("validation_puzzles")
+    if count is not None:
+        return held_out, validation_puzzles(rules, cfg.env, int(count), held_out)
     periodic = cfg.eval.get("periodic_puzzles")
     if periodic is not None and periodic < len(held_out):
         return held_out, held_out.subset(np.arange(periodic))

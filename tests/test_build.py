@@ -8,9 +8,16 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from hrm_rl.build import build_model, env_options, make_curriculum
+from hrm_rl.build import (
+    build_model,
+    env_options,
+    held_out_puzzles,
+    make_curriculum,
+    validation_puzzles,
+)
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.registration import rules_from_config
+from hrm_rl.envs.splits import canonical_key, in_test_split
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.solver import rate
 
@@ -74,3 +81,21 @@ def test_extra_levels_put_puzzles_singles_cannot_finish_into_the_mixed_bank():
     assert make_curriculum(rules, none.env, seed=0).num_levels == len(rules.difficulty_levels())
     with pytest.raises(ValueError, match="extra_levels"):
         make_curriculum(rules, bad.env, seed=0)
+
+
+def test_the_validation_bank_never_repeats_a_held_out_puzzle_and_does_not_depend_on_the_seed():
+    # 4x4 boards are few, so the generator repeats held-out puzzles often: the bank must skip them
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=["env=sudoku4x4", "seed=1"])
+    rules = rules_from_config(cfg.env)
+    held_out = held_out_puzzles(rules, cfg.env, 200)
+    validation = validation_puzzles(rules, cfg.env, 100, held_out)
+    assert len(validation) == 100
+    taken = {canonical_key(board) for board in held_out.boards}
+    keys = [canonical_key(board) for board in validation.boards]
+    assert not taken & set(keys) and len(set(keys)) == 100
+    assert all(in_test_split(board, 0.1) for board in validation.boards)  # never trained on
+    again = validation_puzzles(rules, cfg.env, 100, held_out)
+    assert np.array_equal(again.boards, validation.boards)
+    with pytest.raises(ValueError, match="validation_puzzles must be at least 1"):
+        validation_puzzles(rules, cfg.env, 0, held_out)

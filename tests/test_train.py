@@ -381,3 +381,38 @@ def test_an_unknown_experiment_lists_the_presets(tmp_path):
     result = run_train(tmp_path, "experiment=nope")
     assert result.returncode != 0
     assert "sudoku4x4_fast" in result.stderr and "sudoku9x9_60cpumin" in result.stderr
+
+
+@pytest.mark.slow
+def test_keep_best_saves_the_checkpoint_of_the_best_validation_rate_and_tests_it(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [
+        *TINY_RUN,
+        "total_frames=128",
+        "eval.every=32",
+        "eval.validation_puzzles=8",
+        "eval.keep_best=true",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = run_train(tmp_path, *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # periodic evaluations play the validation bank (valid/), the final one the held-out bank
+    valid = metric_rows(run_dir, "valid/solve_rate")
+    assert [step for step, _ in valid] == [32, 64, 96, 128]
+    assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")] == [128]
+    best_rate = max(rate for _, rate in valid)
+    best_step = next(step for step, rate in valid if rate == best_rate)  # the first best
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["frames"] == best_step and best["best_rate"] == best_rate
+    assert load_checkpoint(run_dir / "checkpoint.pt")["frames"] == 128
+    assert metric_rows(run_dir, "eval_best/frames") == [(128, float(best_step))]
+    [(_, held_out)] = metric_rows(run_dir, "eval_best/solve_rate")
+    assert 0.0 <= held_out <= 1.0
+    if best_step == 128:  # the last weights are the best ones: the same held-out rate
+        assert metric_rows(run_dir, "eval/solve_rate") == [(128, held_out)]
+
+
+def test_keep_best_without_a_validation_bank_is_refused(tmp_path):
+    result = run_train(tmp_path, *TINY_RUN, "total_frames=32", "eval.keep_best=true")
+    assert result.returncode != 0
+    assert "eval.validation_puzzles" in result.stderr
