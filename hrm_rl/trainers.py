@@ -100,8 +100,13 @@ class PPOTrainer:
         self.env.base_env.set_bank(bank)
 
     def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+        """Greedy play of ``held_out`` by ``model`` (the run's evaluation weights, or others
+        such as ``best.pt``'s)."""
+        actor = self.eval_actor
+        if model is not actor.model:
+            actor = HRMPolicy(model, self.agent.config.precision)
         result = greedy_solve_rate(
-            self.eval_actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
+            actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
         )
         return {f"eval/{key}": value for key, value in result.items()}
 

@@ -408,11 +408,50 @@ def test_keep_best_saves_the_checkpoint_of_the_best_validation_rate_and_tests_it
     assert metric_rows(run_dir, "eval_best/frames") == [(128, float(best_step))]
     [(_, held_out)] = metric_rows(run_dir, "eval_best/solve_rate")
     assert 0.0 <= held_out <= 1.0
-    if best_step == 128:  # the last weights are the best ones: the same held-out rate
-        assert metric_rows(run_dir, "eval/solve_rate") == [(128, held_out)]
+    # the same held-out puzzles played from best.pt by the evaluation command
+    result = subprocess.run(
+        [sys.executable, "-m", "hrm_rl.evaluate", f"checkpoint={run_dir / 'best.pt'}"]
+        + ["num_puzzles=16", "attempts=1", f"out={tmp_path / 'best.json'}"],
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "best.json").read_text())["pass@1"] == held_out
 
 
 def test_keep_best_without_a_validation_bank_is_refused(tmp_path):
     result = run_train(tmp_path, *TINY_RUN, "total_frames=32", "eval.keep_best=true")
     assert result.returncode != 0
     assert "eval.validation_puzzles" in result.stderr
+
+
+def test_the_trainer_evaluates_the_weights_it_is_given_not_only_its_own():
+    # best.pt's held-out rate comes from trainer.evaluate(best weights): it must play them
+    from hrm_rl.build import build_agent, build_model, held_out_puzzles, make_curriculum
+    from hrm_rl.envs.registration import rules_from_config
+    from hrm_rl.trainers import make_trainer
+
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=["env=sudoku4x4", "batch_size=4", "rollout=2"])
+    rules = rules_from_config(cfg.env)
+    model = build_model(rules, cfg.model, torch.device("cpu"))
+    agent, _ = build_agent(cfg, model, rules)
+    bank = make_curriculum(rules, cfg.env, 0).bank()
+    trainer = make_trainer(agent, rules, bank, cfg, torch.device("cpu"), 0)
+    puzzles = held_out_puzzles(rules, cfg.env, 8)
+    other = build_model(rules, cfg.model, torch.device("cpu"))
+    other.load_state_dict(model.state_dict())
+    calls = {"own": 0, "other": 0}
+    model.register_forward_hook(lambda *_: calls.__setitem__("own", calls["own"] + 1))
+    other.register_forward_hook(lambda *_: calls.__setitem__("other", calls["other"] + 1))
+    try:
+        mine = trainer.evaluate(model, puzzles)
+        assert calls["own"] > 0 and calls["other"] == 0
+        calls["own"] = 0
+        theirs = trainer.evaluate(other, puzzles)
+        assert calls["other"] > 0 and calls["own"] == 0
+        assert theirs == mine  # the same weights play the same greedy games
+    finally:
+        trainer.shutdown()
