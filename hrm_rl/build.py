@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from hrm_rl.agents.policy import HRMPolicy
 from hrm_rl.agents.ppo import PPOAgent, PPOConfig
 from hrm_rl.agents.supervised import SupervisedAgent, SupervisedConfig
-from hrm_rl.checkpoint import CheckpointError, load_checkpoint
+from hrm_rl.checkpoint import CheckpointError, load_checkpoint, load_weights
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.curriculum import Curriculum
 from hrm_rl.envs.registration import rules_from_config
@@ -198,10 +198,8 @@ def load_policy(
             f"{path}: weights=ema, but this run kept no EMA weights (agent.ema_decay was null); "
             "use weights=model or weights=auto"
         )
-    if weights == "model":
-        model.load_state_dict(checkpoint["model"])
-    else:
-        model.load_state_dict(checkpoint.get("ema") or checkpoint["model"])
+    chosen = checkpoint["model"] if weights == "model" else checkpoint.get("ema")
+    load_weights(model, chosen or checkpoint["model"], path)
     model.eval()
     if agent_name(cfg.agent) == "supervised":
         return cfg, rules, model, None

@@ -439,3 +439,22 @@ def _numpy_from_safe(value: Any) -> Any:
             return np.frombuffer(raw, dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
         return {key: _numpy_from_safe(item) for key, item in value.items()}
     return value
+
+
+def load_weights(model: torch.nn.Module, weights: dict, source: str | os.PathLike) -> None:
+    """``model.load_state_dict(weights)``, or a :class:`CheckpointError` that says the weights of
+    ``source`` do not fit the model its config builds today (an older hrm_rl's model had other
+    shapes: before 2026-12-06, ``model.move_features`` read one count per relation), naming the
+    first tensor that differs."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        if "size mismatch" not in str(error):
+            raise
+        first = next(line.strip() for line in str(error).splitlines() if "size mismatch" in line)
+        raise CheckpointError(
+            f"{source}: its weights do not fit the model its config builds with this hrm_rl "
+            f"({__version__}): {first} It was saved by a version whose model had other shapes "
+            "(e.g. model.move_features read one count per relation before 2026-12-06); "
+            "evaluate or resume it with that version"
+        ) from error

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hrm_rl.checkpoint import save_checkpoint
+from hrm_rl.checkpoint import load_weights, save_checkpoint
 from hrm_rl.distributed import World, parameter_digest
 from hrm_rl.envs.curriculum import Curriculum
 
@@ -70,7 +70,7 @@ class RunState:
     def restore(self, checkpoint: dict, agent: Any, trainer: Any) -> None:
         """Continue ``checkpoint``'s run: weights, optimizer, schedule, EMA, counters, and this
         rank's episodes and RNG streams (a rank the run did not have starts fresh episodes)."""
-        agent.model.load_state_dict(checkpoint["model"])
+        load_weights(agent.model, checkpoint["model"], "the resumed checkpoint")
         agent.optimizer.load_state_dict(checkpoint["optimizer"])
         agent.scheduler.load_state_dict(checkpoint["scheduler"])
         if agent.ema is not None:

@@ -41,7 +41,7 @@ from hrm_rl.build import (
     make_curriculum,
     validation_puzzles,
 )
-from hrm_rl.checkpoint import load_checkpoint
+from hrm_rl.checkpoint import CheckpointError, load_checkpoint
 from hrm_rl.distributed import World, init_world
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import register_hydra_configs, rules_from_config
@@ -341,11 +341,15 @@ def resumed_config(cfg: DictConfig, checkpoint: dict) -> DictConfig:
 
 @hydra.main(config_path="pkg://hrm_rl.configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point: train, and turn a diverging loss into a one-line error (exit code 1)."""
+    """Hydra entry point: train, and turn a diverging loss or a checkpoint that cannot be resumed
+    into a one-line error (exit code 1)."""
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # one INFO line per PPO update
     try:
         train(cfg)
     except NonFiniteLossError as error:
+        print(f"hrm_rl.train: stopped: {error}", file=sys.stderr)
+        sys.exit(1)
+    except CheckpointError as error:
         print(f"hrm_rl.train: stopped: {error}", file=sys.stderr)
         sys.exit(1)
 

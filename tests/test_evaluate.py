@@ -172,3 +172,24 @@ def test_weights_chooses_between_the_trained_and_the_ema_weights(checkpoint: Pat
         "hrm_rl.evaluate", f"checkpoint={checkpoint}", "weights=best", cwd=checkpoint.parent
     )
     assert result.returncode != 0 and "weights must be one of auto, ema, model" in result.stderr
+
+
+def test_a_checkpoint_of_a_model_with_other_shapes_is_a_clear_error(checkpoint: Path, tmp_path):
+    import torch
+
+    from hrm_rl.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(checkpoint, map_location="cpu")
+    weights = dict(saved["model"])
+    first = weights["move_mlp.0.weight"]  # before 2026-12-06: [legal, 3 counts, share] in
+    weights["move_mlp.0.weight"] = torch.zeros(first.shape[0], 5)
+    older = tmp_path / "older.pt"
+    torch.save({**saved, "model": weights}, older)
+    for command in (
+        ("hrm_rl.evaluate", f"checkpoint={older}"),
+        ("hrm_rl.train", f"resume={older}", "logger=none", f"hydra.run.dir={tmp_path / 'on'}"),
+    ):
+        result = run_module(*command, cwd=tmp_path)
+        assert result.returncode != 0
+        assert "do not fit the model" in result.stderr and "move_mlp.0.weight" in result.stderr
+        assert "Traceback" not in result.stderr

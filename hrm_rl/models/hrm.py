@@ -74,9 +74,9 @@ class HRMConfig:
     # also embed, per relation of the constraint graph and per value, how many *other* related
     # positions still allow that value (saturating: c / (c + 1)); needs candidates
     candidate_counts: bool = False
-    # also score every move (position, value) from its own rule features, [legal, the counts
-    # above per relation, 1 / legal values of the position], by one small MLP that all values
-    # share, added to the move logits; needs candidates
+    # also score every move (position, value) from its own rule features, [legal, the least of
+    # the counts above over the relations, 1 / legal values of the position], by one small MLP
+    # that all values share, added to the move logits; needs candidates
     move_features: bool = False
     h_module: str = "multicell"
     num_cells: int = 4  # N_c
@@ -184,9 +184,7 @@ class HRM(nn.Module):
             self.register_buffer("relations", relations, persistent=False)
         if cfg.move_features:  # the same weights for every value: a rule learned once serves all
             hidden = 32
-            self.move_mlp = nn.Sequential(
-                nn.Linear(relations.shape[0] + 2, hidden), nn.GELU(), nn.Linear(hidden, 1)
-            )
+            self.move_mlp = nn.Sequential(nn.Linear(3, hidden), nn.GELU(), nn.Linear(hidden, 1))
             nn.init.zeros_(self.move_mlp[2].bias)
             trunc_normal_init_(self.move_mlp[2].weight, std=0.01 / math.sqrt(hidden))
             self._build_move_table(relations)
@@ -266,35 +264,25 @@ class HRM(nn.Module):
     def _build_move_table(self, relations: torch.Tensor) -> None:
         """Every distinct input of the move-feature MLP, in the order :meth:`_move_index` numbers
         them: with V values and relation r tying a position to at most m_r others, a move's
-        features take 2 · V · Π (m_r + 1) values (13,122 on 9×9 Sudoku). When a batch holds more
-        moves than that, :meth:`move_scores` runs the MLP once per distinct input and looks the
-        moves up: the same scores and gradients for far less work (the update replays
+        features take 2 · V · (min_r m_r + 1) values (162 on 9×9 Sudoku). When a batch holds
+        more moves than that, :meth:`move_scores` runs the MLP once per distinct input and looks
+        the moves up: the same scores and gradients for far less work (the update replays
         minibatches of 256 · 729 moves)."""
         V = self.config.num_values
-        limits = relations.sum(-1).amax(-1).long()  # [R]: m_r
-        sizes = (limits + 1).tolist()
-        strides = torch.tensor([math.prod(sizes[:r]) for r in range(len(sizes))])
-        self.register_buffer("move_strides", strides, persistent=False)
-        size = 2 * V * math.prod(sizes)
-        if size > 1 << 20:  # too many to list: score every move directly
-            self.register_buffer("move_table", None, persistent=False)
-            return
-        rows = torch.arange(size)
+        most = int(relations.sum(-1).amax(-1).min())  # the least count is at most min_r m_r
+        rows = torch.arange(2 * V * (most + 1))
         share = 1.0 / (rows % V + 1).float()  # 1 / (legal values at the position)
         legal = (rows // V % 2).float()
-        code = rows // (2 * V)
-        counts = [
-            (code // stride % m).float() for stride, m in zip(strides.tolist(), sizes, strict=True)
-        ]
-        features = [legal] + [c / (c + 1.0) for c in counts] + [share]
+        least = (rows // (2 * V)).float()
+        features = [legal, least / (least + 1.0), share]
         self.register_buffer("move_table", torch.stack(features, -1), persistent=False)
 
     def _move_index(self, candidates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """``long[B, L·V]``: each move's row in the move table."""
         V = self.config.num_values
-        code = (counts.long() * self.move_strides.view(1, 1, -1, 1)).sum(2)  # [B, L, V]
+        least = counts.amin(2).long()  # [B, L, V]
         legal = candidates.long()
-        index = legal.sum(-1, keepdim=True).clamp(min=1) - 1 + V * (legal + 2 * code)
+        index = legal.sum(-1, keepdim=True).clamp(min=1) - 1 + V * (legal + 2 * least)
         return index.flatten(1)
 
     def related_counts(self, candidates: torch.Tensor) -> torch.Tensor:
@@ -318,12 +306,16 @@ class HRM(nn.Module):
         self, candidates: torch.Tensor, counts: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``[B, L·V]``: the ``move_features`` term of the move logits. Each move (position p,
-        value v) is scored from [v legal at p, c / (c + 1) per relation, 1 / (legal values at p)]
-        by one MLP shared by all values; a naked single (one legal value) and a hidden single
-        (c = 0 in some relation) are then one rule of three numbers each, the same for every v."""
+        value v) is scored from three numbers, [v legal at p, c / (c + 1) for the least c over
+        the relations, 1 / (legal values at p)], by one MLP shared by all values: a naked single
+        has 1 / legal = 1 and a hidden single least c = 0, whatever else the board holds, so
+        each is one number and one rule for every v. (The MLP used to read c / (c + 1) for
+        every relation instead of the least: "c = 0 in *some* relation" was then an OR it had
+        to learn, and PPO learned instead that low counts everywhere are likely, which ranked
+        some naked singles below guesses; README 'Move features'.)"""
         counts = self.related_counts(candidates) if counts is None else counts
         dtype = self.move_mlp[0].weight.dtype
-        if self.move_table is not None and self.move_table.shape[0] < candidates.numel():
+        if self.move_table.shape[0] < candidates.numel():
             table = self.move_mlp(self.move_table.to(dtype)).squeeze(-1)  # [moves' inputs]
             index = self._move_index(candidates, counts)
             return table.index_select(0, index.flatten()).view(index.shape)
@@ -332,10 +324,10 @@ class HRM(nn.Module):
     def _scored_moves(self, candidates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """:meth:`move_scores`, the MLP run on every move's own features."""
         cand = candidates.to(self.relations.dtype)  # [B, L, V]
-        saturated = (counts / (counts + 1.0)).transpose(2, 3)  # [B, L, V, R]
+        least = counts.amin(2).unsqueeze(-1)  # [B, L, V, 1]: the fewest others over relations
         share = 1.0 / cand.sum(-1, keepdim=True).clamp(min=1.0)  # [B, L, 1]
         features = torch.cat(
-            [cand.unsqueeze(-1), saturated, share.unsqueeze(-1).expand_as(cand.unsqueeze(-1))], -1
+            [cand.unsqueeze(-1), least / (least + 1.0), share.unsqueeze(-1).expand_as(least)], -1
         )
         return self.move_mlp(features.to(self.move_mlp[0].weight.dtype)).squeeze(-1).flatten(1)
 

@@ -475,6 +475,29 @@ def test_move_features_score_every_value_by_the_same_rule_and_train():
         make_model(move_features=True, candidates=False)
 
 
+def test_a_hidden_single_scores_alike_whichever_relation_makes_it_and_whatever_the_others_count():
+    # 4x4, position 0 allows the values 1 and 2. Its row is 1-3, its column 4, 8, 12, its box
+    # 1, 4, 5. The MLP reads the least count over the relations: a hidden single is one number
+    # (0) to it, whatever the other relations count, so one rule learned covers all of them.
+    model = make_model(graph=SudokuRules(2, 2).constraint_graph(), move_features=True)
+    with torch.no_grad():  # weights far from their near-zero start, so that scores differ
+        for parameter in model.move_mlp.parameters():
+            parameter.normal_(generator=torch.Generator().manual_seed(2))
+
+    def score_of_placing_1_at_0(*others_allowing_1: int) -> float:
+        candidates = torch.zeros(1, L, V, dtype=torch.bool)
+        candidates[0, 0, :2] = True
+        candidates[0, list(others_allowing_1), 0] = True
+        return float(model.move_scores(candidates)[0, 0])
+
+    of_the_row = score_of_placing_1_at_0(4, 8, 12, 5)  # counts: row 0, column 3, box 2
+    of_the_box = score_of_placing_1_at_0(8, 12, 2, 3)  # counts: row 2, column 2, box 0
+    of_the_column = score_of_placing_1_at_0(1, 2, 3, 5)  # counts: row 3, column 0, box 2
+    assert of_the_row == pytest.approx(of_the_box) == pytest.approx(of_the_column)
+    not_a_single = score_of_placing_1_at_0(4, 8, 12, 1, 2, 3)  # counts: row 3, column 3, box 2
+    assert not_a_single != pytest.approx(of_the_row, abs=1e-3)
+
+
 def test_move_scores_looked_up_per_distinct_input_equal_the_mlp_on_every_move():
     model = make_model(graph=SudokuRules(2, 2).constraint_graph(), move_features=True)
     _, candidates = inputs(40)  # 40·64 moves: more than the 512 distinct inputs of 4x4
