@@ -102,6 +102,20 @@ def make_curriculum(rules: PuzzleRules, env_cfg: DictConfig, seed: int) -> Curri
     )
 
 
+def _changed_env(env_cfg: DictConfig, changes: dict[str, str], path: str | Path) -> DictConfig:
+    """The checkpoint's env config with ``changes`` (key: value as text, parsed as YAML)."""
+    unknown = sorted(key.split(".")[0] for key in changes if key.split(".")[0] not in env_cfg)
+    if unknown:
+        raise ValueError(
+            f"env.{unknown[0]}: not a key of the env config {path} was trained with "
+            f"(keys: {', '.join(str(key) for key in env_cfg)})"
+        )
+    if "family" in changes:
+        raise ValueError("env.family cannot change: the weights belong to one puzzle family")
+    dotlist = [f"{key}={value}" for key, value in changes.items()]
+    return OmegaConf.merge(env_cfg, OmegaConf.from_dotlist(dotlist))
+
+
 def held_out_puzzles(rules: PuzzleRules, env_cfg: DictConfig, count: int) -> PuzzleSet:
     """The held-out split: seed-independent, at the env's difficulty (``givens`` or default)."""
     return rules.generate(
@@ -174,12 +188,18 @@ WEIGHTS = ("auto", "ema", "model")
 
 
 def load_policy(
-    path: str | Path, device: torch.device, weights: str = "auto"
+    path: str | Path,
+    device: torch.device,
+    weights: str = "auto",
+    env: dict[str, str] | None = None,
 ) -> tuple[DictConfig, PuzzleRules, HRM, torch.nn.Module | None]:
     """Config, rules, model and greedy-capable actor (None for a supervised checkpoint, which
     plays whole-board proposals without an env). ``weights``: ``auto`` loads the EMA weights when
     the run kept them (``agent.ema_decay``) and the trained ones otherwise; ``ema`` or ``model``
-    asks for one of them."""
+    asks for one of them. ``env``: keys of the checkpoint's env config to change, as text
+    (``{"size": "[30,30]"}``), e.g. to play the weights on a larger board of the same family;
+    it works where no weight depends on the board (mazes: yes; Sudoku of another box size: no,
+    the values differ), and is a :class:`CheckpointError` naming the first misfit otherwise."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if not Path(path).is_file():
@@ -191,6 +211,8 @@ def load_policy(
     if "config" not in checkpoint or "model" not in checkpoint:
         raise CheckpointError(f"{path}: no 'config' or 'model' entry; not a training checkpoint")
     cfg = OmegaConf.create(checkpoint["config"])
+    if env:
+        cfg.env = _changed_env(cfg.env, env, path)
     rules = rules_from_config(cfg.env)
     model = build_model(rules, cfg.model, device)
     if weights == "ema" and not checkpoint.get("ema"):
@@ -199,7 +221,19 @@ def load_policy(
             "use weights=model or weights=auto"
         )
     chosen = checkpoint["model"] if weights == "model" else checkpoint.get("ema")
-    load_weights(model, chosen or checkpoint["model"], path)
+    try:
+        load_weights(model, chosen or checkpoint["model"], path)
+    except CheckpointError as error:
+        if not env:
+            raise
+        first = str(error.__cause__).splitlines()
+        misfit = next((line.strip() for line in first if "size mismatch" in line), "")
+        changed = " ".join(f"env.{key}={value}" for key, value in env.items())
+        raise CheckpointError(
+            f"{path}: its weights do not fit the model of the env with {changed}: {misfit} "
+            "Only a change that leaves every weight's shape alone can reuse them (a maze of "
+            "another size can; a Sudoku of another box size cannot: it has other values)"
+        ) from error
     model.eval()
     if agent_name(cfg.agent) == "supervised":
         return cfg, rules, model, None

@@ -5,7 +5,9 @@ checkpoint env's held-out split, as in training), ``num_puzzles`` (held-out spli
 ``attempts`` (K attempts per puzzle for pass@K, 8), ``seed`` (of the sampled attempts, 0),
 ``device`` (``auto``, ``cpu``, ``cuda``), ``weights`` (``auto``: the EMA weights when the run
 kept them, else the trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON
-path; default ``<checkpoint dir>/eval_<data stem or heldout>.json``).
+path; default ``<checkpoint dir>/eval_<data stem or heldout>.json``), and ``env.<key>=value`` to
+change the checkpoint's env config, e.g. ``env.size=[30,30]`` to play a 7x7 maze model on 30x30
+mazes (where no weight depends on the board's size; otherwise a one-line error).
 
 Every puzzle is played once greedily (pass@1) and ``attempts - 1`` more times with sampled moves
 and cells (pass@K: solved by any of the K attempts, the greedy one included, so pass@K >= pass@1);
@@ -54,10 +56,10 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
     options = dict(DEFAULTS)
     for argument in argv:
         key, sep, value = argument.partition("=")
-        if not sep or key not in DEFAULTS:
+        if not sep or (key not in DEFAULTS and not (key.startswith("env.") and key[4:])):
             raise ValueError(
-                f"unknown argument {argument!r}; valid keys: {', '.join(DEFAULTS)} "
-                "(as key=value, e.g. checkpoint=outputs/run/checkpoint.pt)"
+                f"unknown argument {argument!r}; valid keys: {', '.join(DEFAULTS)} and "
+                "env.<key> (as key=value, e.g. checkpoint=outputs/run/checkpoint.pt)"
             )
         options[key] = value
     if options["weights"] not in WEIGHTS:
@@ -254,7 +256,8 @@ def run(options: dict[str, str | None]) -> Path:
         else options["device"]
     )
     checkpoint = Path(options["checkpoint"])
-    cfg, rules, model, actor = load_policy(checkpoint, device, options["weights"])
+    env = {key[4:]: value for key, value in options.items() if key.startswith("env.")}
+    cfg, rules, model, actor = load_policy(checkpoint, device, options["weights"], env)
     if options["data"]:
         puzzles = rules.read(options["data"])
         stem = Path(options["data"]).stem

@@ -13,7 +13,9 @@ puzzle: an env step for PPO, a supervision segment for the supervised agent.
 Configs live in ``hrm_rl/configs`` (``config.yaml`` plus the groups agent, env, model, logger);
 files go to the Hydra run dir (``outputs/<date>/<time>`` under the current folder by default).
 ``resume=PATH`` continues the run of a ``checkpoint.pt`` in its own folder: its stored config, with
-every key or group named on this command line taking this command line's value.
+every key or group named on this command line taking this command line's value. ``init=PATH`` starts
+a new run (this command line's config, fresh optimizer, counters and curriculum) from the model
+weights of a checkpoint, e.g. a 7x7 maze model's for 15x15 mazes.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from hrm_rl.build import (
     make_curriculum,
     validation_puzzles,
 )
-from hrm_rl.checkpoint import CheckpointError, load_checkpoint
+from hrm_rl.checkpoint import CheckpointError, load_checkpoint, load_weights
 from hrm_rl.distributed import World, init_world
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.registration import register_hydra_configs, rules_from_config
@@ -70,6 +72,11 @@ def train(cfg: DictConfig) -> Path:
         run_dir = Path(cfg.resume).resolve().parent  # continue in the run's own folder
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    if cfg.get("init") is not None and checkpoint is not None:
+        raise ValueError(
+            "init=PATH starts a new run from a checkpoint's weights and resume=PATH continues "
+            "one; give one of them"
+        )
     if cfg.total_frames is None and cfg.time_budget.minutes is None:
         raise ValueError(
             "total_frames=null and time_budget.minutes=null: nothing would stop the run; set one"
@@ -123,6 +130,8 @@ def _train(
 
     # --- model, agent, and its trainer: env + collector (PPO) or a puzzle sampler --------------
     model = build_model(rules, cfg.model, device)
+    if cfg.get("init") is not None:  # before the agent copies the model (EMA)
+        _start_from(model, cfg.init, device)
     agent, frames_per_batch = build_agent(cfg, model, rules, world.size)
     agent = agent.to(device)
     agent.join(world)
@@ -327,6 +336,27 @@ def _logger(cfg: DictConfig, run_dir: Path, world: World, resume: bool) -> RunLo
         return None
     config = OmegaConf.to_container(cfg, resolve=True)
     return RunLogger(run_dir, cfg.logger.backend, config=config, resume=resume)
+
+
+def _start_from(model: torch.nn.Module, path: str, device: torch.device) -> None:
+    """Load the weights of checkpoint ``path`` into ``model`` (its EMA weights where it kept
+    them, as evaluation does); a :class:`CheckpointError` where they do not fit."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"init={path}: no such checkpoint file")
+    checkpoint = load_checkpoint(path, map_location=device)
+    if "model" not in checkpoint:
+        raise CheckpointError(f"init={path}: no 'model' entry; not a training checkpoint")
+    try:
+        load_weights(model, checkpoint.get("ema") or checkpoint["model"], path)
+    except CheckpointError as error:
+        lines = str(error.__cause__).splitlines()
+        misfit = next((line.strip() for line in lines if "size mismatch" in line), "")
+        raise CheckpointError(
+            f"init={path}: its weights do not fit the model this run's config builds: {misfit} "
+            "Weights carry over between models of the same shapes (the same model settings and "
+            "number of values; a maze of another size fits)"
+        ) from error
+    log.info("started from the weights of %s", path)
 
 
 def resumed_config(cfg: DictConfig, checkpoint: dict) -> DictConfig:

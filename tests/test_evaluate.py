@@ -193,3 +193,16 @@ def test_a_checkpoint_of_a_model_with_other_shapes_is_a_clear_error(checkpoint: 
         assert result.returncode != 0
         assert "do not fit the model" in result.stderr and "move_mlp.0.weight" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_an_env_change_the_weights_cannot_follow_is_a_clear_error(checkpoint: Path) -> None:
+    for change, message in (
+        ("env.box=[3,3]", "do not fit the model of the env with env.box=[3,3]"),
+        ("env.boxes=[3,3]", "env.boxes: not a key of the env config"),
+        ("env.family=maze", "env.family cannot change"),
+    ):
+        result = run_module(
+            "hrm_rl.evaluate", f"checkpoint={checkpoint}", change, cwd=checkpoint.parent
+        )
+        assert result.returncode != 0, change
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr

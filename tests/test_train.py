@@ -337,7 +337,7 @@ def test_an_unknown_time_budget_clock_is_an_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_tiny_maze_run_trains_and_its_checkpoint_evaluates(tmp_path):
+def test_a_tiny_maze_run_trains_evaluates_and_its_weights_carry_to_larger_mazes(tmp_path):
     run_dir = tmp_path / "maze"
     result = run_train(
         tmp_path,
@@ -365,6 +365,58 @@ def test_a_tiny_maze_run_trains_and_its_checkpoint_evaluates(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     report = json.loads(Path(last_line(evaluated.stdout)).read_text())
     assert report["env"] == "MazeRules(7x7)" and report["puzzles"] == 8
+    trained = load_checkpoint(checkpoint)["model"]
+
+    # the same weights play 9x9 mazes: evaluate with env.size ...
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hrm_rl.evaluate",
+            f"checkpoint={checkpoint}",
+            "env.size=[9,9]",
+            "num_puzzles=6",
+            "attempts=1",
+            f"out={tmp_path / 'eval9.json'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads((tmp_path / "eval9.json").read_text())
+    assert report["env"] == "MazeRules(9x9)" and report["puzzles"] == 6
+    # ... and a 9x9 run starts from them with init= (lr 0: they stay the 7x7 run's weights)
+    larger = tmp_path / "maze9"
+    result = run_train(
+        tmp_path,
+        "env=maze9x9",
+        f"init={checkpoint}",
+        "agent.lr=0",
+        "seed=1",
+        "logger=none",
+        "batch_size=8",
+        "rollout=4",
+        "total_frames=32",
+        "eval.every=32",
+        "eval.num_puzzles=4",
+        "checkpoint.every=32",
+        "env.bank_size=16",
+        f"hydra.run.dir={larger}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    started = load_checkpoint(Path(last_line(result.stdout)))
+    assert "size:\n  - 9\n  - 9" in started["config"]
+    for key, value in trained.items():
+        assert torch.equal(started["model"][key], value), key
+
+    # weights that cannot fit (4 Sudoku values, not one path value) are a one-line error
+    result = run_train(
+        tmp_path, "env=sudoku4x4", f"init={checkpoint}", f"hydra.run.dir={tmp_path / 'no'}"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "do not fit the model this run's config builds" in result.stderr
 
 
 def test_experiment_presets_set_the_run_they_document():
