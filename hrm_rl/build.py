@@ -221,19 +221,12 @@ def load_policy(
             "use weights=model or weights=auto"
         )
     chosen = checkpoint["model"] if weights == "model" else checkpoint.get("ema")
-    try:
-        load_weights(model, chosen or checkpoint["model"], path)
-    except CheckpointError as error:
-        if not env:
-            raise
-        first = str(error.__cause__).splitlines()
-        misfit = next((line.strip() for line in first if "size mismatch" in line), "")
-        changed = " ".join(f"env.{key}={value}" for key, value in env.items())
-        raise CheckpointError(
-            f"{path}: its weights do not fit the model of the env with {changed}: {misfit} "
-            "Only a change that leaves every weight's shape alone can reuse them (a maze of "
-            "another size can; a Sudoku of another box size cannot: it has other values)"
-        ) from error
+    changed = " ".join(f"env.{key}={value}" for key, value in (env or {}).items())
+    model_of = (
+        f"of the env with {changed} (only a change that leaves every weight's shape alone can "
+        "reuse them: a maze of another size can, a Sudoku of another box size cannot)"
+    )
+    load_weights(model, chosen or checkpoint["model"], path, model_of if env else None)
     model.eval()
     if agent_name(cfg.agent) == "supervised":
         return cfg, rules, model, None

@@ -441,17 +441,24 @@ def _numpy_from_safe(value: Any) -> Any:
     return value
 
 
-def load_weights(model: torch.nn.Module, weights: dict, source: str | os.PathLike) -> None:
+def load_weights(
+    model: torch.nn.Module, weights: dict, source: str | os.PathLike, model_of: str | None = None
+) -> None:
     """``model.load_state_dict(weights)``, or a :class:`CheckpointError` that says the weights of
-    ``source`` do not fit the model its config builds today (an older hrm_rl's model had other
-    shapes: before 2026-12-06, ``model.move_features`` read one count per relation), naming the
-    first tensor that differs."""
+    ``source`` do not fit the model, naming the first tensor that differs. ``model_of`` says
+    which model that is (e.g. one built for another board); by default the model the
+    checkpoint's own config builds today (an older hrm_rl's model had other shapes: before
+    2026-12-06, ``model.move_features`` read one count per relation)."""
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:
         if "size mismatch" not in str(error):
             raise
         first = next(line.strip() for line in str(error).splitlines() if "size mismatch" in line)
+        if model_of is not None:
+            raise CheckpointError(
+                f"{source}: its weights do not fit the model {model_of}: {first}"
+            ) from error
         raise CheckpointError(
             f"{source}: its weights do not fit the model its config builds with this hrm_rl "
             f"({__version__}): {first} It was saved by a version whose model had other shapes "

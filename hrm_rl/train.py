@@ -346,16 +346,11 @@ def _start_from(model: torch.nn.Module, path: str, device: torch.device) -> None
     checkpoint = load_checkpoint(path, map_location=device)
     if "model" not in checkpoint:
         raise CheckpointError(f"init={path}: no 'model' entry; not a training checkpoint")
-    try:
-        load_weights(model, checkpoint.get("ema") or checkpoint["model"], path)
-    except CheckpointError as error:
-        lines = str(error.__cause__).splitlines()
-        misfit = next((line.strip() for line in lines if "size mismatch" in line), "")
-        raise CheckpointError(
-            f"init={path}: its weights do not fit the model this run's config builds: {misfit} "
-            "Weights carry over between models of the same shapes (the same model settings and "
-            "number of values; a maze of another size fits)"
-        ) from error
+    model_of = (
+        "this run's config builds (weights carry over between models of the same shapes: the "
+        "same model settings and number of values; a maze of another size fits)"
+    )
+    load_weights(model, checkpoint.get("ema") or checkpoint["model"], f"init={path}", model_of)
     log.info("started from the weights of %s", path)
 
 
