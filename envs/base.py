@@ -117,6 +117,13 @@ class PuzzleRules:
         ``"singles"`` or ``"search"``), for evaluation reports. Default: ``None`` (not rated)."""
         return None
 
+    def size_measure(self, boards: np.ndarray) -> tuple[str, np.ndarray]:
+        """A name and an ``int`` per puzzle ``boards`` ``[n, L]`` that evaluation groups its
+        results by, a table row per value (Sudoku: ``"givens"``, the filled positions; Maze:
+        ``"shortest_path"``, the moves from S to G). Default: ``"givens"``, the non-blank
+        positions."""
+        return "givens", (np.asarray(boards) != 0).sum(axis=1)
+
     def fill_forced(self, boards: torch.Tensor) -> torch.Tensor:
         """``boards`` with every placement the rules force made, until none is left (used for
         curriculum banks that start where the easy moves run out: ``curriculum.stuck_share``).

@@ -87,8 +87,10 @@ def evaluation_report(
     seed: int,
     agent_cfg: DictConfig | None = None,
 ) -> dict:
-    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by givens, by difficulty
-    (``rules.difficulty_labels``: Sudoku's singles/search; ``None`` where not rated), cell usage.
+    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by size (key
+    ``by_<measure>``, ``rules.size_measure``: Sudoku's givens, a maze's shortest path), by
+    difficulty (``rules.difficulty_labels``: Sudoku's singles/search; ``None`` where not rated),
+    cell usage.
 
     ``actor=None`` evaluates a supervised model (``agent_cfg`` gives its segments and precision).
     """
@@ -121,15 +123,15 @@ def evaluation_report(
     if actor is None:  # whole-board proposals: compare with the proposal the answer stands for
         answers = rules.proposal_of(answers)
     matches = (greedy.final_board == answers.numpy()).all(axis=1)
-    givens = (puzzles.boards != 0).sum(axis=1)
-    by_givens = [
+    measure, sizes = rules.size_measure(puzzles.boards)
+    by_size = [
         {
-            "givens": int(g),
-            "puzzles": int((givens == g).sum()),
-            "pass@1": float(greedy.solved[givens == g].mean()),
-            f"pass@{attempts}": float(any_solved[givens == g].mean()),
+            measure: int(size),
+            "puzzles": int((sizes == size).sum()),
+            "pass@1": float(greedy.solved[sizes == size].mean()),
+            f"pass@{attempts}": float(any_solved[sizes == size].mean()),
         }
-        for g in np.unique(givens)
+        for size in np.unique(sizes)
     ]
     labels = rules.difficulty_labels(puzzles.boards)
     by_difficulty = None
@@ -161,7 +163,8 @@ def evaluation_report(
         "puzzles_with_answer": int(with_answer.sum()),
         "mean_moves": float(greedy.moves.mean()),
         "mistakes": float(greedy.mistake.mean()),
-        "by_givens": by_givens,
+        "measure": measure,
+        f"by_{measure}": by_size,
         "by_difficulty": by_difficulty,
         "cell_usage": cell_usage,
         "puzzles_per_second": len(puzzles) / max(greedy.seconds, 1e-9),
@@ -169,10 +172,12 @@ def evaluation_report(
 
 
 def markdown_report(metrics: dict) -> str:
-    """The metrics as Markdown tables: summary, by givens, by difficulty (families that rate
-    their puzzles), cell usage (multicell only)."""
+    """The metrics as Markdown tables: summary, by size (givens, path length), by difficulty
+    (families that rate their puzzles), cell usage (multicell only)."""
     k = metrics["attempts"]
     exact = metrics["exact_match"]
+    measure = metrics["measure"]
+    title = measure.replace("_", " ")
     lines = [
         f"# Evaluation of `{metrics['checkpoint']}`",
         "",
@@ -196,14 +201,14 @@ def markdown_report(metrics: dict) -> str:
         f"| mistakes (greedy, ended unsolved) | {metrics['mistakes']:.3f} |",
         f"| puzzles/s (greedy) | {metrics['puzzles_per_second']:.1f} |",
         "",
-        "## By number of givens",
+        f"## By {title}",
         "",
-        "| givens | puzzles | pass@1 |" + (f" pass@{k} |" if k > 1 else ""),
+        f"| {title} | puzzles | pass@1 |" + (f" pass@{k} |" if k > 1 else ""),
         "|---:|---:|---:|" + ("---:|" if k > 1 else ""),
     ]
-    for row in metrics["by_givens"]:
+    for row in metrics[f"by_{measure}"]:
         sampled = f" {row[f'pass@{k}']:.3f} |" if k > 1 else ""
-        lines.append(f"| {row['givens']} | {row['puzzles']} | {row['pass@1']:.3f} |{sampled}")
+        lines.append(f"| {row[measure]} | {row['puzzles']} | {row['pass@1']:.3f} |{sampled}")
     if metrics.get("by_difficulty"):
         lines += [
             "",
@@ -232,14 +237,18 @@ def markdown_report(metrics: dict) -> str:
 
 
 def plot_report(metrics: dict, path: Path) -> None:
-    """pass@1 by givens as bars and, for a multicell model, the cell-usage histogram."""
+    """pass@1 by size (givens, path length) as bars and, for a multicell model, the cell-usage
+    histogram."""
     panels = 1 if metrics["cell_usage"] is None else 2
     figure = Figure(figsize=(5 * panels, 3.5), layout="constrained")
     FigureCanvasAgg(figure)
-    by_givens = figure.add_subplot(1, panels, 1)
-    rows = metrics["by_givens"]
-    by_givens.bar([str(row["givens"]) for row in rows], [row["pass@1"] for row in rows])
-    by_givens.set(xlabel="givens", ylabel="pass@1", ylim=(0, 1), title="greedy solve rate")
+    by_size = figure.add_subplot(1, panels, 1)
+    measure = metrics["measure"]
+    rows = metrics[f"by_{measure}"]
+    by_size.bar([str(row[measure]) for row in rows], [row["pass@1"] for row in rows])
+    by_size.set(
+        xlabel=measure.replace("_", " "), ylabel="pass@1", ylim=(0, 1), title="greedy solve rate"
+    )
     if panels == 2:
         usage = figure.add_subplot(1, 2, 2)
         counts = metrics["cell_usage"]["counts"]

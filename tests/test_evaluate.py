@@ -132,6 +132,7 @@ def test_the_markdown_report_shows_pass_at_k_only_when_sampled_attempts_were_mad
         "mean_moves": 3.0,
         "mistakes": 0.5,
         "puzzles_per_second": 10.0,
+        "measure": "givens",
         "by_givens": [
             {"givens": 6, "puzzles": 2, "pass@1": 0.5, f"pass@{attempts}": 0.5 + 0.1 * attempts}
         ],

@@ -365,6 +365,9 @@ def test_a_tiny_maze_run_trains_evaluates_and_its_weights_carry_to_larger_mazes(
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     report = json.loads(Path(last_line(evaluated.stdout)).read_text())
     assert report["env"] == "MazeRules(7x7)" and report["puzzles"] == 8
+    paths = [row["shortest_path"] for row in report["by_shortest_path"]]  # not walls as givens
+    assert report["measure"] == "shortest_path" and min(paths) >= 12  # the 7x7 held-out minimum
+    assert sum(row["puzzles"] for row in report["by_shortest_path"]) == 8
     trained = load_checkpoint(checkpoint)["model"]
 
     # the same weights play 9x9 mazes: evaluate with env.size ...

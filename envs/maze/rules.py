@@ -21,6 +21,8 @@ Distances come from the bit-packed batched BFS of :mod:`hrm_rl.envs.maze.bfs`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -104,6 +106,12 @@ class MazeRules(PuzzleRules):
         return probe_distances(
             boards != WALL, boards == START, self._where(boards, GOAL), self.width
         )[:, 0]
+
+    def size_measure(self, boards: np.ndarray) -> tuple[str, np.ndarray]:
+        """``"shortest_path"``: the fewest moves from S to G of each maze (its walls would count
+        as givens, which says little about how hard it is)."""
+        distances = self.shortest_distance(torch.as_tensor(np.asarray(boards)).long())
+        return "shortest_path", distances.numpy()
 
     # --- cell mode ---------------------------------------------------------------------------
 
@@ -273,10 +281,18 @@ class MazeRules(PuzzleRules):
     def read(self, path: str, **options) -> PuzzleSet:
         """Mazes from a file (see :func:`hrm_rl.envs.maze.readers.read_mazes`)."""
         mazes = read_mazes(path, **options)
-        if mazes.boards.shape[1] != self.num_positions:
+        cells = mazes.boards.shape[1]
+        if cells != self.num_positions:
+            side = math.isqrt(cells)
+            hint = (
+                f"; for {side}x{side} mazes pass env.size=[{side},{side}] (a maze model plays "
+                "any size)"
+                if side * side == cells
+                else ""
+            )
             raise ValueError(
-                f"{path}: holds {mazes.boards.shape[1]}-cell mazes, this env plays "
-                f"{self.height}x{self.width} ({self.num_positions} cells)"
+                f"{path}: holds {cells}-cell mazes, this env plays "
+                f"{self.height}x{self.width} ({self.num_positions} cells){hint}"
             )
         return mazes
 

@@ -35,6 +35,8 @@ def test_hard_sample_loads_with_shortest_answers(hard):
         assert len(hard) == 6 and int(D.min()) >= 90  # made with min_path=90
     assert rules.is_solved(torch.as_tensor(hard.solutions[:, 0]).long()).all()
     assert torch.equal(rules.placements_to_solve(boards), D - 1)
+    measure, sizes = rules.size_measure(hard.boards)  # evaluation's table: by path, not walls
+    assert measure == "shortest_path" and np.array_equal(sizes, D.numpy())
     assert (boards != PATH).all()
 
 
@@ -47,6 +49,14 @@ def test_reader_reads_a_good_file(tmp_path):
     assert len(mazes) == 2 and mazes.origin == ["mazes.csv:2", "mazes.csv:3"]
     assert mazes.boards[0].tolist()[:5] == [START, BLANK, BLANK, BLANK, WALL]
     assert MazeRules(4, 4).is_solved(torch.as_tensor(mazes.solutions[:, 0]).long()).all()
+
+
+def test_a_file_of_another_size_says_which_env_size_plays_it(tmp_path):
+    question, answer = small_maze()  # 4x4
+    path = write_csv(tmp_path, [(question, answer)])
+    with pytest.raises(ValueError, match=r"16-cell mazes.*7x7.*pass env\.size=\[4,4\]"):
+        MazeRules(7, 7).read(str(path))
+    assert len(MazeRules(4, 4).read(str(path))) == 1
 
 
 @pytest.mark.parametrize(
