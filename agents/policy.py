@@ -81,6 +81,8 @@ class HRMPolicy(TensorDictModuleBase):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         deterministic = exploration_type() == ExplorationType.DETERMINISTIC
+        if self.model.config.warmup_segments > 0:
+            self.warm_up(tensordict)
         out = self.backbone(tensordict, deterministic=deterministic, keep_resume=self.keep_resume)
         move = self.move_distribution(out, tensordict["action_mask"])
         action = move.deterministic_sample if deterministic else move.sample()
@@ -98,6 +100,32 @@ class HRMPolicy(TensorDictModuleBase):
         if self.keep_resume:
             tensordict.set("resume", out.resume.float())
         return tensordict
+
+    @torch.no_grad()
+    def warm_up(self, tensordict: TensorDictBase) -> None:
+        """Let each fresh puzzle (``is_init``) think ``model.warmup_segments`` segments before its
+        first move: no move, no gradient, the top-k cells. The warmed carry replaces the row's
+        stored carry and its ``is_init`` is cleared, so that acting and any replay of the step
+        (both read the stored carry) start from it. The first move otherwise comes after one
+        segment from the initial states, while every later one has the segments of the moves
+        before it in its carry; on 7×7 mazes most failures were that first move."""
+        B = tensordict["board"].shape[0]
+        fresh = tensordict["is_init"].reshape(B)
+        if not bool(fresh.any()):
+            return
+        rows = fresh.nonzero().squeeze(1)
+        chosen = tensordict[rows]
+        carry = self.start_carry(chosen)
+        for _ in range(self.model.config.warmup_segments):
+            out = self.run_model(chosen, carry, deterministic=True)
+            carry = out.carry.apply(
+                lambda value: value.float() if value.is_floating_point() else value
+            )
+        for key in self.carry_keys:
+            warmed = tensordict[key].clone()
+            warmed[rows] = carry[key].to(warmed.dtype)
+            tensordict.set(key, warmed)
+        tensordict.set("is_init", torch.zeros_like(tensordict["is_init"]))
 
     # --- replaying ----------------------------------------------------------------------------
 
@@ -137,8 +165,13 @@ class HRMPolicy(TensorDictModuleBase):
 
     def backbone(self, tensordict: TensorDictBase, **options) -> HRMOutput:
         """One HRM segment from the tensordict's board, mask and carry (reset where ``is_init``)."""
+        return self.run_model(tensordict, self.start_carry(tensordict), **options)
+
+    def start_carry(self, tensordict: TensorDictBase) -> TensorDict:
+        """The tensordict's carry, reset where ``is_init`` (with the ``fresh`` flag the model
+        reads its learned initial cells by)."""
         model = self.model
-        board, mask = tensordict["board"], tensordict["action_mask"]
+        board = tensordict["board"]
         B = board.shape[0]
         is_init = tensordict["is_init"].reshape(B)
         carry = TensorDict(
@@ -151,6 +184,13 @@ class HRMPolicy(TensorDictModuleBase):
         if model.has_memory and model.config.memory_scope == "lifelong":
             never_written = (tensordict["cells"] == 0).flatten(1).all(dim=1)
             carry["fresh"] = is_init & never_written  # lifelong: initial cells only once
+        return carry
+
+    def run_model(self, tensordict: TensorDictBase, carry: TensorDict, **options) -> HRMOutput:
+        """One HRM segment on the tensordict's board and mask from ``carry``."""
+        model = self.model
+        board, mask = tensordict["board"], tensordict["action_mask"]
+        B = board.shape[0]
         candidates = mask.view(B, -1, model.config.num_values) if model.config.candidates else None
         with torch.autocast(board.device.type, torch.bfloat16, enabled=self.uses_bf16(board)):
             return model(board, carry, candidates, **options)

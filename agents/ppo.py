@@ -337,7 +337,9 @@ def selection_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
         changed = (greedy[:, :, 1:] != greedy[:, :, :-1]).any(dim=-1)  # [B, T, N-1]
         metrics["greedy_cells_change_cycle"] = float(changed.float().mean())
     if greedy.shape[1] > 1:
-        same_episode = ~data["is_init"][:, 1:].reshape(greedy.shape[0], -1)  # [B, T-1]
+        # step t + 1 continues step t's episode unless t ended it (is_init may be cleared by a
+        # warm-up, model.warmup_segments)
+        same_episode = ~data["next", "done"][:, :-1].reshape(greedy.shape[0], -1)  # [B, T-1]
         changed = (greedy[:, 1:, 0] != greedy[:, :-1, 0]).any(dim=-1)  # [B, T-1]
         if same_episode.any():
             metrics["greedy_cells_change_step"] = float(changed[same_episode].float().mean())

@@ -90,6 +90,10 @@ class HRMConfig:
     always_active_first: bool = False  # cell 1 always read and written, k more are chosen
     memory_scope: str = "episode"
     grad: str = "one_step"
+    # segments a fresh puzzle is thought over before its first move (no move, no gradient, the
+    # top-k cells); the PPO policy runs them (HRMPolicy.warm_up). 0: the first move comes after
+    # one segment, each later one after as many as moves before it
+    warmup_segments: int = 0
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -113,6 +117,8 @@ class HRMConfig:
                 "model.move_features needs model.candidates=true (it reads them); with "
                 "model.candidates=false set model.move_features=false"
             )
+        if self.warmup_segments < 0:
+            raise ValueError(f"model.warmup_segments must be >= 0, got {self.warmup_segments}")
         if self.N < 1 or self.T < 1:
             raise ValueError(f"model.N and model.T must be at least 1, got N={self.N}, T={self.T}")
         if self.h_module == "multicell":

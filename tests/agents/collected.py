@@ -21,6 +21,7 @@ def collect(
     steps: int = 6,
     precision: str = "auto",
     cell_choice: str = "policy",
+    warmup_segments: int = 0,
     **options,
 ):
     torch.manual_seed(0)
@@ -37,6 +38,7 @@ def collect(
             num_cells=4,
             top_k=2,
             cell_choice=cell_choice,
+            warmup_segments=warmup_segments,
         )
     )
     env = TransformedEnv(

@@ -56,6 +56,39 @@ def test_greedy_policy_plays_the_best_legal_move_and_hands_the_carry_on_under_ne
         assert not torch.allclose(carried["value_pred"], policy(fresh)["value_pred"])
 
 
+def test_warm_up_segments_think_over_a_fresh_puzzle_before_its_first_move(bank):
+    torch.manual_seed(0)
+    config = dict(num_positions=16, num_values=4, d_model=32, num_heads=2, N=2, T=2)
+    model = HRM(HRMConfig(**config, num_cells=4, top_k=2, warmup_segments=2))
+    env = TransformedEnv(
+        BatchedPuzzleEnv(SudokuRules(2, 2), bank, batch_size=8, seed=0),
+        carry_transforms(model, "cpu"),
+    )
+    policy = HRMPolicy(model)
+    td = env.reset()
+    with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
+        thought = td.clone()
+        thought["is_init"][2:] = False  # rows 2.. are mid-episode (their zero carry is kept)
+        acted = policy(thought)
+        # rows 0 and 1: the move of a third segment from the initial carry, top-k cells
+        carry = policy.start_carry(td[:2])
+        for _ in range(3):
+            out = policy.run_model(td[:2], carry, deterministic=True)
+            carry = out.carry
+        move = HRMPolicy.move_distribution(out, td["action_mask"][:2])
+        assert torch.equal(acted["action"][:2], move.deterministic_sample)
+        torch.testing.assert_close(acted["next", "z_H"][:2], carry["z_H"])
+        # the warmed carry is stored as the step's input and is_init cleared, so a replay of
+        # the step starts from it; mid-episode rows are not warmed
+        assert not acted["is_init"].any()
+        assert not (acted["z_H"][:2] == 0).all() and (acted["z_H"][2:] == 0).all()
+        plain = td.clone()
+        plain["is_init"][2:] = False
+        model.config.warmup_segments = 0
+        assert torch.equal(policy(plain)["action"][2:], acted["action"][2:])
+        assert not torch.equal(policy(plain)["next", "z_H"][:2], acted["next", "z_H"][:2])
+
+
 # --- replaying ----------------------------------------------------------------------------------
 
 
@@ -71,6 +104,16 @@ def test_recomputed_joint_log_probs_equal_the_collected_ones_before_any_step(ban
     assert metrics["replay_max_abs_log_ratio"] < 1e-5
     # after the update the policy moved, so the same check now sees a difference
     assert agent.replay_max_abs_log_ratio(flat) > 1e-5
+
+
+@pytest.mark.parametrize("replay", ["resume", "recompute"])
+def test_steps_after_a_warm_up_replay_to_the_collected_log_probs(bank, replay):
+    agent, data = collect(bank, "one_step", warmup_segments=2, replay=replay)
+    flat = data.reshape(-1)
+    assert not flat["is_init"].any()  # every fresh step was warmed: its stored carry is used
+    assert not (data["z_H"][:, 0] == 0).all()  # step 0 was fresh in every slot
+    assert agent.replay_max_abs_log_ratio(flat) < 1e-5
+    assert agent.update(data)["replay_max_abs_log_ratio"] < 1e-5
 
 
 # --- precision ---------------------------------------------------------------------------------
