@@ -74,13 +74,16 @@ class HRMPolicy(TensorDictModuleBase):
         self.carry_keys = list(CARRY_KEYS if model.has_memory else CARRY_KEYS[:2])
         self.in_keys = ["board", "action_mask", "is_init", *self.carry_keys]
         chosen = ["selections", "log_prob_selections", "selections_greedy"]
-        self.out_keys = ["action", "log_prob", "value_pred", *(chosen if self.with_cells else [])]
+        self.out_keys = ["action", "log_prob", "value_pred", "first_step"]
+        self.out_keys += chosen if self.with_cells else []
         self.out_keys += [("next", key) for key in self.carry_keys]
 
     # --- acting -------------------------------------------------------------------------------
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         deterministic = exploration_type() == ExplorationType.DETERMINISTIC
+        # an episode's first move (read by agent.first_move_weight), before a warm-up clears it
+        tensordict.set("first_step", tensordict["is_init"].clone())
         if self.model.config.warmup_segments > 0:
             self.warm_up(tensordict)
         out = self.backbone(tensordict, deterministic=deterministic, keep_resume=self.keep_resume)

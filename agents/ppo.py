@@ -58,6 +58,7 @@ class PPOConfig:
     entropy_move: float = 0.003  # 0.01 kept the policy moving after nearly every move was sound
     entropy_cells: float = 0.001
     normalize_advantage: bool = True
+    first_move_weight: float = 1.0  # the policy loss's weight on an episode's first move
     ema_decay: float | None = None  # e.g. 0.999 (TRM reports EMA matters)
     aux_weights: dict[str, float] = field(
         default_factory=lambda: {"diverse": 0.0, "balance": 0.01, "selfsup": 0.0}
@@ -80,6 +81,8 @@ class PPOConfig:
             raise ValueError(f"agent.selection.lr_scale must be > 0, got {scale}")
         if self.replay not in REPLAY_MODES:
             raise ValueError(f"agent.replay must be one of {REPLAY_MODES}, got {self.replay!r}")
+        if not self.first_move_weight > 0:
+            raise ValueError(f"agent.first_move_weight must be > 0, got {self.first_move_weight}")
         if self.epochs < 1 or self.minibatch_size < 1:
             raise ValueError(
                 f"agent.epochs and agent.minibatch_size must be at least 1, got "
@@ -184,15 +187,20 @@ class PPOAgent(nn.Module):
         if cfg.normalize_advantage and advantage.numel() > 1:
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         stats = {}
+        weight = None
+        if cfg.first_move_weight != 1.0:  # first moves weigh w, the rest 1; mean 1 per minibatch
+            first = batch["first_step"].view(-1).float()
+            weight = 1.0 + (cfg.first_move_weight - 1.0) * first
+            weight = weight / weight.mean()
         selection_clip = cfg.selection["clip"]
         if selection_clip is None or not self.actor.with_cells:  # one ratio for the whole step
-            loss_objective = clipped_surrogate(log_ratio, advantage, cfg.clip_epsilon)
+            loss_objective = clipped_surrogate(log_ratio, advantage, cfg.clip_epsilon, weight)
         else:  # the move's and the cells' ratios, each clipped on its own
             cells_log_ratio = terms["log_prob_selections"] - batch["log_prob_selections"]
             move_log_ratio = log_ratio - cells_log_ratio
             loss_objective = clipped_surrogate(
-                move_log_ratio, advantage, cfg.clip_epsilon
-            ) + clipped_surrogate(cells_log_ratio, advantage, selection_clip)
+                move_log_ratio, advantage, cfg.clip_epsilon, weight
+            ) + clipped_surrogate(cells_log_ratio, advantage, selection_clip, weight)
             with torch.no_grad():
                 stats["clip_fraction_move"] = clip_fraction(move_log_ratio, cfg.clip_epsilon)
                 stats["clip_fraction_cells"] = clip_fraction(cells_log_ratio, selection_clip)
@@ -280,12 +288,19 @@ class PPOAgent(nn.Module):
 
 
 def clipped_surrogate(
-    log_ratio: torch.Tensor, advantage: torch.Tensor, epsilon: float
+    log_ratio: torch.Tensor,
+    advantage: torch.Tensor,
+    epsilon: float,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """PPO's clipped objective as a loss: ``−mean(min(ρ·Â, clip(ρ, 1 ± ε)·Â))``."""
+    """PPO's clipped objective as a loss: ``−mean(w·min(ρ·Â, clip(ρ, 1 ± ε)·Â))`` (w ≡ 1 unless
+    per-step weights are given)."""
     ratio = log_ratio.exp()
     clipped = ratio.clamp(1.0 - epsilon, 1.0 + epsilon)
-    return -torch.min(ratio * advantage, clipped * advantage).mean()
+    objective = torch.min(ratio * advantage, clipped * advantage)
+    if weight is not None:
+        objective = objective * weight
+    return -objective.mean()
 
 
 def clip_fraction(log_ratio: torch.Tensor, epsilon: float) -> float:
@@ -317,6 +332,10 @@ def rollout_metrics(data: TensorDictBase, num_cells: int) -> dict[str, float]:
         "mistakes_per_step": float(mistakes.float().mean()),
         "sampled_solve_rate": float(solved[done].float().mean()) if finished else float("nan"),
     }
+    if "first_step" in data.keys():  # how often sampled play's first move ended the episode
+        first = data["first_step"].view(-1)
+        if first.any():
+            metrics["first_move_mistakes"] = float(mistakes[first].float().mean())
     if "selections" in data.keys():
         metrics.update(selection_metrics(data, num_cells))
     return metrics

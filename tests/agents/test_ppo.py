@@ -154,3 +154,35 @@ def test_bad_selection_options_are_refused():
         PPOConfig(selection={"lr_scale": -1.0})
     with pytest.raises(ValueError, match="unknown keys"):
         PPOConfig(selection={"entropy": 0.1})
+
+
+def test_first_move_weight_weighs_each_episodes_first_move_in_the_policy_loss(bank):
+    """``first_step`` marks an episode's first move even after a warm-up cleared ``is_init``;
+    ``first_move_weight=w`` weighs those steps w against 1 in the clipped objective."""
+    agent, data = collect(bank, "one_step", warmup_segments=2, first_move_weight=5.0)
+    first = data["first_step"].squeeze(-1)  # [B, T]
+    assert not data["is_init"].any()  # the warm-up cleared it
+    assert first[:, 0].all()  # the collector's first steps start every slot's first puzzle
+    done = data["next", "done"].squeeze(-1)
+    assert torch.equal(first[:, 1:], done[:, :-1])  # after an episode ends, the next one starts
+    assert first.any() and not first.all()
+    metrics = agent.update(data)
+    mistakes = done & ~data["next", "solved"].squeeze(-1) & ~data["next", "truncated"].squeeze(-1)
+    assert metrics["first_move_mistakes"] == pytest.approx(mistakes[first].float().mean().item())
+
+    agent, data = collect(bank, "one_step", first_move_weight=5.0)
+    batch = agent.compute_advantages(data).reshape(-1)
+    advantage = batch["advantage"].view(-1)
+    advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    weight = 1.0 + 4.0 * batch["first_step"].view(-1).float()
+    _, stats = agent.loss(batch)  # before any update the ratio is 1: the loss is −mean(w·Â)
+    expected = -(weight / weight.mean() * advantage).mean()
+    assert stats["loss_objective"] == pytest.approx(expected.item(), abs=1e-5)
+    assert abs(expected.item()) > 1e-3  # unweighted, −mean(Â) would be 0
+    agent.config.first_move_weight = 1.0
+    assert abs(agent.loss(batch)[1]["loss_objective"]) < 1e-5
+
+
+def test_a_first_move_weight_that_is_not_positive_is_refused():
+    with pytest.raises(ValueError, match="first_move_weight"):
+        PPOConfig(first_move_weight=0.0)
