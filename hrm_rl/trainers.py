@@ -154,6 +154,11 @@ class SupervisedTrainer:
                 "agent=supervised proposes whole boards: it needs env.action_mode=grid, got "
                 f"{cfg.env.action_mode!r}"
             )
+        if cfg.model.get("warmup_segments", 0):
+            raise ValueError(
+                "model.warmup_segments lets a PPO move wait for more segments; agent=supervised "
+                "already runs agent.segments per puzzle: leave it at 0"
+            )
         self.agent, self.rules, self.device = agent, rules, device
         self.sampler = PuzzleSampler(
             rules, bank, cfg.batch_size, device=device, seed=seed, augment=cfg.env.augment

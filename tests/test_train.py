@@ -146,10 +146,14 @@ def test_the_supervised_agent_config_fills_every_field_of_its_dataclass():
     assert cfg.agent.name == "supervised"
 
 
-def test_the_supervised_agent_needs_grid_mode(tmp_path):
+def test_the_supervised_agent_needs_grid_mode_and_no_warm_up(tmp_path):
     result = run_train(tmp_path, "agent=supervised", "env=sudoku4x4", "logger=none")
     assert result.returncode != 0
     assert "env.action_mode=grid" in result.stderr
+    warmed = ("agent=supervised", "env=sudoku4x4", "env.action_mode=grid", "logger=none")
+    result = run_train(tmp_path, *warmed, "model.warmup_segments=2")
+    assert result.returncode != 0
+    assert "model.warmup_segments" in result.stderr
 
 
 @pytest.mark.slow
