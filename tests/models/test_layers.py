@@ -356,3 +356,26 @@ def test_cuda_matches_cpu_and_trains_under_bf16_autocast():
     y16.float().pow(2).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in module.parameters())
     assert torch.allclose(y16.float().cpu(), expected, atol=0.1)
+
+
+@pytest.mark.parametrize("axes", [1, 2])
+def test_rope_rotates_each_pair_by_its_angle_in_float32_under_autocast(axes):
+    """Each axis's part of a head is split in halves (x0, x1), rotated to
+    (x0·cos − x1·sin, x1·cos + x0·sin); under bf16 autocast the angles stay in float32."""
+    hd, S = 16, 26
+    if axes == 1:
+        rope = RotaryEmbedding(hd, max_positions=S)
+    else:
+        rope = RotaryEmbedding.grid(hd, (5, 5), prefix=1)
+    q, k = torch.randn(2, 3, S, hd), torch.randn(2, 3, S, hd)
+    parts = q.unflatten(-1, (axes, 2, -1))  # [B, H, S, A, 2, hd/2A]
+    x0, x1 = parts[..., 0, :], parts[..., 1, :]
+    cos = rope.cos.unflatten(-1, (axes, 2, -1))[..., 0, :]  # [S, A, hd/2A]: one angle a pair
+    sin = rope.sin.unflatten(-1, (axes, 2, -1))[..., 0, :]
+    expected = torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-2).flatten(-3)
+    rq, _ = rope(q, k)
+    torch.testing.assert_close(rq, expected, atol=1e-5, rtol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rq_auto, _ = rope(q, k)
+    assert rq_auto.dtype == torch.float32
+    torch.testing.assert_close(rq_auto, expected, atol=1e-5, rtol=1e-5)
