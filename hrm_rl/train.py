@@ -142,7 +142,14 @@ def _train(
     state = RunState(run_dir, world, clock, clock_start)
     if checkpoint is not None:
         state.restore(checkpoint, agent, trainer)
-        log.info("resumed %s at %d frames, iteration %d", cfg.resume, state.frames, agent.iteration)
+        log.info(
+            "resumed %s at %d frames, iteration %d; its outputs go on in %s (the checkpoint's "
+            "folder, not hydra.run.dir)",
+            cfg.resume,
+            state.frames,
+            agent.iteration,
+            run_dir,
+        )
     world.broadcast_parameters(agent)  # identical already; this makes sure of it
 
     kind = agent_name(cfg.agent)

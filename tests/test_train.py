@@ -177,6 +177,7 @@ def test_a_supervised_run_trains_resumes_and_its_checkpoint_evaluates(tmp_path):
     resumed = run_train(tmp_path, f"resume={checkpoint}", "total_frames=512")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert load_checkpoint(checkpoint)["frames"] == 512
+    assert f"its outputs go on in {run_dir.resolve()}" in resumed.stdout + resumed.stderr
     steps = [step for step, _ in metric_rows(run_dir, "supervised/loss")]
     assert steps == sorted(steps) and steps[-1] == 512 and len(set(steps)) == len(steps)
     assert [step for step, _ in metric_rows(run_dir, "eval/solve_rate")] == [256, 512]
