@@ -431,10 +431,14 @@ def test_experiment_presets_set_the_run_they_document():
     with initialize_config_module("hrm_rl.configs", version_base="1.3"):
         long_run = compose("config", overrides=["experiment=sudoku9x9_60cpumin"])
         fast = compose("config", overrides=["experiment=sudoku4x4_fast", "seed=3"])
+        maze = compose("config", overrides=["experiment=maze7x7"])
     assert long_run.env.box == [3, 3] and long_run.batch_size == 256
     assert long_run.time_budget.minutes == 60 and long_run.time_budget.clock == "cpu"
     assert fast.env.box == [2, 2] and list(fast.env.givens) == [4, 8] and fast.seed == 3
     assert fast.total_frames == 49152
+    assert maze.env.size == [7, 7] and maze.model.attention == "graph"
+    assert maze.model.warmup_segments == 3 and maze.eval.keep_best
+    assert maze.eval.validation_puzzles == 200 and maze.time_budget.minutes == 20
 
 
 def test_an_unknown_experiment_lists_the_presets(tmp_path):
