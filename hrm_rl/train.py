@@ -66,17 +66,17 @@ def train(cfg: DictConfig) -> Path:
     """Run (or resume) one training run as ``cfg`` says; returns the final checkpoint's path."""
     clock_starts = {name: clock() for name, clock in CLOCKS.items()}  # the budget counts setup too
     checkpoint = None
+    if cfg.get("init") is not None and cfg.resume is not None:
+        raise ValueError(
+            "init=PATH starts a new run from a checkpoint's weights and resume=PATH continues "
+            "one; give one of them"
+        )
     if cfg.resume is not None:
         checkpoint = load_checkpoint(cfg.resume)
         cfg = resumed_config(cfg, checkpoint)
         run_dir = Path(cfg.resume).resolve().parent  # continue in the run's own folder
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
-    if cfg.get("init") is not None and checkpoint is not None:
-        raise ValueError(
-            "init=PATH starts a new run from a checkpoint's weights and resume=PATH continues "
-            "one; give one of them"
-        )
     if cfg.total_frames is None and cfg.time_budget.minutes is None:
         raise ValueError(
             "total_frames=null and time_budget.minutes=null: nothing would stop the run; set one"
@@ -130,7 +130,9 @@ def _train(
 
     # --- model, agent, and its trainer: env + collector (PPO) or a puzzle sampler --------------
     model = build_model(rules, cfg.model, device)
-    if cfg.get("init") is not None:  # before the agent copies the model (EMA)
+    # before the agent copies the model (EMA); a resumed run restores its own weights instead,
+    # its config keeping the init= it was started from as a record
+    if cfg.get("init") is not None and checkpoint is None:
         _start_from(model, cfg.init, device)
     agent, frames_per_batch = build_agent(cfg, model, rules, world.size)
     agent = agent.to(device)

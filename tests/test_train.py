@@ -418,6 +418,15 @@ def test_a_tiny_maze_run_trains_evaluates_and_its_weights_carry_to_larger_mazes(
     assert "size:\n  - 9\n  - 9" in started["config"]
     for key, value in trained.items():
         assert torch.equal(started["model"][key], value), key
+    # ... and that run resumes: its own weights, not the init= checkpoint's (moved away here)
+    checkpoint.rename(tmp_path / "moved.pt")
+    resumed = run_train(tmp_path, f"resume={last_line(result.stdout)}", "total_frames=64")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert load_checkpoint(Path(last_line(result.stdout)))["frames"] == 64
+    (tmp_path / "moved.pt").rename(checkpoint)
+    # giving both on one command line is refused
+    result = run_train(tmp_path, f"resume={last_line(result.stdout)}", f"init={checkpoint}")
+    assert result.returncode != 0 and "give one of them" in result.stderr
 
     # weights that cannot fit (4 Sudoku values, not one path value) are a one-line error
     result = run_train(
