@@ -76,6 +76,24 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
     return options
 
 
+def unsolved_by_move(solved: np.ndarray, moves: np.ndarray) -> list[dict]:
+    """Where the unsolved episodes ended: a row per band of the move they ended on (1, 2–3,
+    4–7, 8–15, …: powers of two), each with its count and its share of all ``len(solved)``
+    episodes; bands no episode ended in are left out. A large first band means the policy's
+    first decision is what fails (on 15×15 mazes, for instance), not the long tail of a path."""
+    ended = np.asarray(moves)[~np.asarray(solved, dtype=bool)]
+    rows = []
+    low = 1
+    while ended.size and low <= ended.max():
+        high = 2 * low - 1
+        count = int(((ended >= low) & (ended <= high)).sum())
+        if count:
+            band = str(low) if low == high else f"{low}-{high}"
+            rows.append({"moves": band, "puzzles": count, "share": count / len(solved)})
+        low *= 2
+    return rows
+
+
 def evaluation_report(
     actor: torch.nn.Module | None,
     model: HRM,
@@ -87,7 +105,8 @@ def evaluation_report(
     seed: int,
     agent_cfg: DictConfig | None = None,
 ) -> dict:
-    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, by size (key
+    """pass@1 (greedy), pass@K (greedy + K−1 sampled), exact match, where the unsolved greedy
+    episodes ended (:func:`unsolved_by_move`), by size (key
     ``by_<measure>``, ``rules.size_measure``: Sudoku's givens, a maze's shortest path), by
     difficulty (``rules.difficulty_labels``: Sudoku's singles/search; ``None`` where not rated),
     cell usage.
@@ -163,6 +182,7 @@ def evaluation_report(
         "puzzles_with_answer": int(with_answer.sum()),
         "mean_moves": float(greedy.moves.mean()),
         "mistakes": float(greedy.mistake.mean()),
+        "unsolved_by_move": unsolved_by_move(greedy.solved, greedy.moves),
         "measure": measure,
         f"by_{measure}": by_size,
         "by_difficulty": by_difficulty,
@@ -173,7 +193,8 @@ def evaluation_report(
 
 def markdown_report(metrics: dict) -> str:
     """The metrics as Markdown tables: summary, by size (givens, path length), by difficulty
-    (families that rate their puzzles), cell usage (multicell only)."""
+    (families that rate their puzzles), where unsolved episodes ended, cell usage (multicell
+    only)."""
     k = metrics["attempts"]
     exact = metrics["exact_match"]
     measure = metrics["measure"]
@@ -222,6 +243,16 @@ def markdown_report(metrics: dict) -> str:
             lines.append(
                 f"| {row['difficulty']} | {row['puzzles']} | {row['pass@1']:.3f} |{sampled}"
             )
+    if metrics.get("unsolved_by_move"):
+        lines += [
+            "",
+            "## Where the unsolved greedy episodes ended",
+            "",
+            "| move | puzzles | share of all |",
+            "|---:|---:|---:|",
+        ]
+        for row in metrics["unsolved_by_move"]:
+            lines.append(f"| {row['moves']} | {row['puzzles']} | {row['share']:.3f} |")
     if metrics["cell_usage"] is not None:
         lines += [
             "",

@@ -13,7 +13,7 @@ import pytest
 
 from hrm_rl.envs.sudoku.generator import generate
 from hrm_rl.envs.sudoku.readers import write_puzzles
-from hrm_rl.evaluate import markdown_report
+from hrm_rl.evaluate import markdown_report, unsolved_by_move
 
 NUM_CELLS = 4  # model.num_cells of the default model config
 
@@ -73,7 +73,10 @@ def test_held_out_split_metrics_and_reports(checkpoint: Path) -> None:
     assert len(metrics["cell_usage"]["counts"]) == NUM_CELLS
     assert sum(metrics["cell_usage"]["counts"]) > 0
     assert 0.0 <= metrics["mistakes"] <= 1.0 and metrics["mean_moves"] >= 1.0
+    unsolved = round((1.0 - metrics["pass@1"]) * 16)
+    assert sum(row["puzzles"] for row in metrics["unsolved_by_move"]) == unsolved
     report = json_path.with_suffix(".md").read_text()
+    assert ("## Where the unsolved greedy episodes ended" in report) == (unsolved > 0)
     assert "| pass@1 (greedy) |" in report and report in result.stdout
     assert json_path.with_suffix(".png").stat().st_size > 0
 
@@ -114,6 +117,39 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert str(missing) in result.stderr and "no such checkpoint file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unsolved_episodes_are_counted_by_the_move_they_ended_on():
+    solved = np.array([False, False, True, False, False, False, True])
+    moves = np.array([1, 1, 30, 3, 2, 9, 1])
+    rows = unsolved_by_move(solved, moves)
+    assert rows == [
+        {"moves": "1", "puzzles": 2, "share": 2 / 7},
+        {"moves": "2-3", "puzzles": 2, "share": 2 / 7},
+        {"moves": "8-15", "puzzles": 1, "share": 1 / 7},  # no band for 4-7 or the solved 30
+    ]
+    assert unsolved_by_move(np.ones(3, dtype=bool), np.array([5, 6, 7])) == []
+    metrics = {
+        "checkpoint": "run/checkpoint.pt",
+        "data": "held-out split",
+        "puzzles": 7,
+        "env": "MazeRules(15x15)",
+        "attempts": 1,
+        "seed": 0,
+        "pass@1": 2 / 7,
+        "exact_match": None,
+        "puzzles_with_answer": 0,
+        "mean_moves": 6.7,
+        "mistakes": 5 / 7,
+        "unsolved_by_move": rows,
+        "puzzles_per_second": 10.0,
+        "measure": "shortest_path",
+        "by_shortest_path": [{"shortest_path": 28, "puzzles": 7, "pass@1": 2 / 7}],
+        "by_difficulty": None,
+        "cell_usage": None,
+    }
+    report = markdown_report(metrics)
+    assert "| 1 | 2 | 0.286 |" in report and "| 8-15 | 1 | 0.143 |" in report
 
 
 @pytest.mark.parametrize("attempts", [1, 4])
