@@ -138,7 +138,8 @@ class HRMPolicy(TensorDictModuleBase):
         Returns ``log_prob`` (:func:`joint_log_prob` of the stored action), its cells' part
         ``log_prob_selections`` (Σ_n log π(A_n | s_n), 0 without cells), ``value``, the entropies
         ``entropy_move`` and ``entropy_cells`` (Σ over cycles), and the memory's auxiliary
-        losses under ``aux`` (each batch-wide loss repeated on every row), all ``[B]``.
+        losses under ``aux`` (each batch-wide loss repeated on every row), all ``[B]``; and the
+        grid head's ``grid_logits`` ``[B, L, V]``.
         """
         if resume and "resume" not in batch.keys():
             raise KeyError("replay from the resume state needs 'resume' (keep_resume=True)")
@@ -156,6 +157,7 @@ class HRMPolicy(TensorDictModuleBase):
                 "value": out.value.float(),
                 "entropy_move": move.entropy(),
                 "entropy_cells": out.selection_entropy.float(),
+                "grid_logits": out.grid_logits.float(),  # read by the board target's loss
             },
             batch_size=[B],
         )

@@ -60,8 +60,9 @@ class PPOConfig:
     normalize_advantage: bool = True
     first_move_weight: float = 1.0  # the policy loss's weight on an episode's first move
     ema_decay: float | None = None  # e.g. 0.999 (TRM reports EMA matters)
+    # the memory's losses, and "board": the grid head predicts the rules' target board
     aux_weights: dict[str, float] = field(
-        default_factory=lambda: {"diverse": 0.0, "balance": 0.01, "selfsup": 0.0}
+        default_factory=lambda: {"diverse": 0.0, "balance": 0.01, "selfsup": 0.0, "board": 0.0}
     )
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
@@ -97,10 +98,23 @@ class NonFiniteLossError(RuntimeError):
 class PPOAgent(nn.Module):
     """The HRM policy, its PPO loss, optimiser, schedule and (optional) EMA weights."""
 
-    def __init__(self, model: HRM, config: PPOConfig) -> None:
+    def __init__(
+        self,
+        model: HRM,
+        config: PPOConfig,
+        target_board: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]
+        | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.config = config
+        # boards [M, L] -> (values, positions that count), PuzzleRules.target_board: needed
+        # when aux_weights.board > 0
+        self.target_board = target_board
+        if config.aux_weights.get("board", 0.0) and target_board is None:
+            raise ValueError(
+                "agent.aux_weights.board > 0 needs the rules' target_board (pass target_board=)"
+            )
         # the actor a Collector runs: it stores the resume state when the update replays from it
         self.actor = HRMPolicy(model, config.precision, keep_resume=config.replay == "resume")
         self.advantage = GAE(
@@ -177,7 +191,8 @@ class PPOAgent(nn.Module):
         """The PPO loss of one minibatch of stored steps, and its diagnostics.
 
         ``L = −min(ρ·Â, clip(ρ, 1±ε)·Â) + c_V·(V − R)² − c_move·H_move − c_cells·H_cells
-        + Σ w·L_aux`` with ``ρ = exp(log π_θ(a, A | s) − log π_old(a, A | s))``.
+        + Σ w·L_aux`` with ``ρ = exp(log π_θ(a, A | s) − log π_old(a, A | s))``; the auxiliary
+        losses are the memory's and the board target's (:meth:`board_loss`).
         """
         cfg = self.config
         terms = self.actor.replay(batch, resume=cfg.replay == "resume")
@@ -208,6 +223,10 @@ class PPOAgent(nn.Module):
         entropy_move, entropy_cells = terms["entropy_move"].mean(), terms["entropy_cells"].mean()
         loss_entropy = -(cfg.entropy_move * entropy_move + cfg.entropy_cells * entropy_cells)
         loss = loss_objective + cfg.critic_coeff * loss_critic + loss_entropy
+        if cfg.aux_weights.get("board", 0.0):
+            board_loss, accuracy = self.board_loss(batch["board"], terms["grid_logits"])
+            loss = loss + cfg.aux_weights["board"] * board_loss
+            stats.update(loss_board=float(board_loss.detach()), board_accuracy=accuracy)
         for name, weight in cfg.aux_weights.items():
             if name in terms["aux"].keys():
                 aux = terms["aux", name].mean()
@@ -229,6 +248,27 @@ class PPOAgent(nn.Module):
                 share = stats["entropy_cells"] / self.actor.max_cells_entropy()
                 stats["entropy_cells_share"] = share
         return loss, stats
+
+    def board_loss(
+        self, boards: torch.Tensor, grid_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, float]:
+        """The auxiliary board loss: the grid head's cross-entropy against the rules' target
+        board at the positions that count, averaged per board and then over the boards; and the
+        share of those positions whose top grid value is the target."""
+        target = self.target_board(boards)
+        if target is None:
+            raise ValueError("agent.aux_weights.board > 0, but these rules give no target board")
+        values, counted = target
+        classes = values.long() - 1  # values 1..V -> logits 0..V-1
+        per_position = nn.functional.cross_entropy(
+            grid_logits.flatten(0, 1), classes.flatten(), reduction="none"
+        ).view_as(counted)
+        weight = counted.float()
+        per_board = (per_position * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+        with torch.no_grad():
+            hits = (grid_logits.argmax(dim=-1) == classes) & counted
+            accuracy = float(hits.sum() / counted.sum().clamp(min=1))
+        return per_board.mean(), accuracy
 
     def step(self, loss: torch.Tensor, stats: dict[str, float]) -> bool:
         """Backward, average over ranks, clip, AdamW step, EMA; False when the loss was not

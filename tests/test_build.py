@@ -8,7 +8,9 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from hrm_rl.agents.ppo import PPOAgent, PPOConfig
 from hrm_rl.build import (
+    build_agent,
     build_model,
     env_options,
     held_out_puzzles,
@@ -53,6 +55,24 @@ def test_a_model_config_saved_with_the_old_empty_extra_still_builds():
     old["extra"] = {"depth": 2}
     with pytest.raises(ValueError, match="model.extra"):
         build_model(rules, OmegaConf.create(old), torch.device("cpu"))
+
+
+def test_the_board_target_weight_needs_rules_that_give_a_target_board():
+    """agent.aux_weights.board > 0 builds for mazes (their rules give the shortest-path cells)
+    and is refused, naming the option, for Sudoku (no target from the board alone)."""
+    for env, works in (("maze7x7", True), ("sudoku4x4", False)):
+        with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+            cfg = compose("config", overrides=[f"env={env}", "agent.aux_weights.board=0.5"])
+        rules = rules_from_config(cfg.env)
+        model = build_model(rules, cfg.model, torch.device("cpu"))
+        if works:
+            agent, _ = build_agent(cfg, model, rules)
+            assert agent.config.aux_weights["board"] == 0.5 and agent.target_board is not None
+        else:
+            with pytest.raises(ValueError, match="agent.aux_weights.board"):
+                build_agent(cfg, model, rules)
+    with pytest.raises(ValueError, match="target_board"):  # the agent alone refuses it too
+        PPOAgent(model, PPOConfig(aux_weights={"board": 0.5}))
 
 
 def test_extra_levels_put_puzzles_singles_cannot_finish_into_the_mixed_bank():

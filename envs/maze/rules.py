@@ -27,7 +27,13 @@ import numpy as np
 import torch
 
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
-from hrm_rl.envs.maze.bfs import MAX_WIDTH, pack, probe_distances, reached_within
+from hrm_rl.envs.maze.bfs import (
+    MAX_WIDTH,
+    bfs_distances,
+    pack,
+    probe_distances,
+    reached_within,
+)
 from hrm_rl.envs.maze.generator import generate
 from hrm_rl.envs.maze.grid import (
     BLANK,
@@ -172,6 +178,21 @@ class MazeRules(PuzzleRules):
     ) -> torch.Tensor:
         """Unchanged: soundness never reads the stored solutions."""
         return alive
+
+    def target_board(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``PATH`` on every open cell of some shortest S–G path (``d_S + d_G == D``), ``OFF_PATH``
+        on the other open cells; the blank and path cells count, walls, S and G do not. The union
+        of all shortest paths, so no one solution is preferred (and a board without S, G or a
+        route marks every open cell ``OFF_PATH``)."""
+        passable = (boards != WALL).repeat(2, 1)
+        sources = torch.cat([boards == START, boards == GOAL])
+        distances = bfs_distances(passable, sources, self.width)
+        from_start, to_goal = distances.chunk(2)
+        D = from_start.gather(1, self._where(boards, GOAL))  # [B, 1]; -1 without a route
+        has_goal = (boards == GOAL).any(dim=1, keepdim=True)
+        on_path = (from_start >= 0) & (to_goal >= 0) & (from_start + to_goal == D) & has_goal
+        target = torch.where(on_path, PATH, OFF_PATH)
+        return target, (boards == BLANK) | (boards == PATH)
 
     def may_be_solved(self, boards: torch.Tensor) -> torch.Tensor:
         """``bool[B]``: S or some path cell touches G (necessary for a complete path)."""

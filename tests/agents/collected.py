@@ -1,4 +1,5 @@
-"""A small collected PPO batch on 4x4 Sudoku, shared by the agent tests (policy, PPO)."""
+"""A small collected PPO batch on 4x4 Sudoku (or other rules), shared by the agent tests (policy,
+PPO)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from torchrl.envs import TransformedEnv
 
 from hrm_rl.agents.policy import carry_transforms
 from hrm_rl.agents.ppo import PPOAgent, PPOConfig
+from hrm_rl.envs.base import PuzzleRules
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.envs.sudoku.rules import SudokuRules
 from hrm_rl.models import HRM, HRMConfig
@@ -22,13 +24,15 @@ def collect(
     precision: str = "auto",
     cell_choice: str = "policy",
     warmup_segments: int = 0,
+    rules: PuzzleRules | None = None,
     **options,
 ):
+    rules = rules or SudokuRules(2, 2)
     torch.manual_seed(0)
     model = HRM(
         HRMConfig(
-            num_positions=16,
-            num_values=4,
+            num_positions=rules.num_positions,
+            num_values=rules.num_values,
             d_model=32,
             num_heads=2,
             N=2,
@@ -42,12 +46,11 @@ def collect(
         )
     )
     env = TransformedEnv(
-        BatchedPuzzleEnv(SudokuRules(2, 2), bank, batch_size=batch, seed=0),
+        BatchedPuzzleEnv(rules, bank, batch_size=batch, seed=0),
         carry_transforms(model, "cpu"),
     )
-    agent = PPOAgent(
-        model, PPOConfig(**{"minibatch_size": 16, "epochs": 1, "precision": precision, **options})
-    )
+    config = PPOConfig(**{"minibatch_size": 16, "epochs": 1, "precision": precision, **options})
+    agent = PPOAgent(model, config, rules.target_board)
     collector = Collector(
         env,
         agent.actor,

@@ -9,6 +9,8 @@ import torch
 from collected import collect
 
 from hrm_rl.agents.ppo import PPOConfig, clipped_surrogate
+from hrm_rl.envs.maze.generator import generate as generate_mazes
+from hrm_rl.envs.maze.rules import MazeRules
 
 
 def test_one_update_trains_actor_critic_and_cell_policy(bank):
@@ -186,3 +188,37 @@ def test_first_move_weight_weighs_each_episodes_first_move_in_the_policy_loss(ba
 def test_a_first_move_weight_that_is_not_positive_is_refused():
     with pytest.raises(ValueError, match="first_move_weight"):
         PPOConfig(first_move_weight=0.0)
+
+
+def test_the_board_weight_trains_the_grid_head_toward_the_shortest_path_cells():
+    """``aux_weights.board``: the grid head's cross-entropy against the rules' target board (the
+    cells of shortest S–G paths) joins the loss, is logged with the head's accuracy, and falls
+    as the agent trains on it; at weight 0 the grid head is left alone."""
+    rules = MazeRules(5, 5)
+    mazes = generate_mazes(np.random.default_rng(0), 32, size=(5, 5))
+    agent, data = collect(mazes, "one_step", rules=rules, aux_weights={"board": 1.0}, epochs=4)
+    batch = agent.compute_advantages(data.clone()).reshape(-1)
+    _, stats = agent.loss(batch)
+    with torch.no_grad():  # the loss by hand: per board, the mean over its open cells
+        out = agent.actor.backbone(batch, selections=batch["selections"])
+    target, counted = rules.target_board(batch["board"])
+    ce = torch.nn.functional.cross_entropy(
+        out.grid_logits.transpose(1, 2), target - 1, reduction="none"
+    )
+    expected = ((ce * counted).sum(1) / counted.sum(1)).mean()
+    assert stats["loss_board"] == pytest.approx(expected.item(), rel=1e-4)
+    grid_before = agent.model.f_grid.weight.detach().clone()
+    first = agent.update(data.clone())
+    for _ in range(5):
+        last = agent.update(data.clone())
+    assert last["loss_board"] < 0.8 * first["loss_board"]
+    assert (
+        0.0 <= first["board_accuracy"] <= 1.0 and last["board_accuracy"] > first["board_accuracy"]
+    )
+    assert not torch.equal(agent.model.f_grid.weight, grid_before)
+
+    agent, data = collect(mazes, "one_step", rules=rules)
+    grid_before = agent.model.f_grid.weight.detach().clone()
+    metrics = agent.update(data)
+    assert "loss_board" not in metrics
+    assert torch.equal(agent.model.f_grid.weight, grid_before)

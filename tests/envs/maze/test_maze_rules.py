@@ -76,6 +76,29 @@ def test_rules_agree_with_a_plain_python_bfs_on_random_boards(shape):
     assert min(counts.values()) > 10  # the random boards exercise every outcome
 
 
+def test_the_target_board_marks_the_cells_of_every_shortest_path_and_counts_open_cells():
+    rng = np.random.default_rng(5)
+    rules = MazeRules(7, 7)
+    grids = [random_board(rng, (7, 7)) for _ in range(60)]
+    boards = torch.as_tensor(np.stack([g.reshape(-1) for g in grids])).long()
+    target, counted = rules.target_board(boards)
+    widest = 0
+    for b, grid in enumerate(grids):
+        from_start = distances(grid, cell_of(grid, START), lambda t: t != WALL)
+        to_goal = distances(grid, cell_of(grid, GOAL), lambda t: t != WALL)
+        D = from_start.get(cell_of(grid, GOAL), -1)
+        on_path = {c for c, d in from_start.items() if D > 0 and d + to_goal.get(c, -D) == D}
+        want = {c for c in on_path if grid[c] in (BLANK, PATH)}
+        marked = {divmod(int(p), 7) for p in ((target[b] == PATH) & counted[b]).nonzero()}
+        assert marked == want, grid
+        assert torch.equal(counted[b], torch.as_tensor(np.isin(grid.ravel(), (BLANK, PATH))))
+        assert set(target[b].tolist()) <= {PATH, OFF_PATH}
+        widest = max(widest, len(want) - (D - 1))
+    assert widest > 0  # some boards have more than one shortest path: all of them are marked
+    no_goal = torch.where(boards == GOAL, BLANK, boards)[:1]
+    assert (rules.target_board(no_goal)[0] == OFF_PATH).all()
+
+
 def test_other_values_are_never_sound_and_may_be_solved_is_necessary():
     rng = np.random.default_rng(4)
     rules = MazeRules(7, 7)
