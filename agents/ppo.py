@@ -109,12 +109,15 @@ class PPOAgent(nn.Module):
         self.model = model
         self.config = config
         # boards [M, L] -> (values, positions that count), PuzzleRules.target_board: needed
-        # when aux_weights.board > 0
+        # when aux_weights.board > 0, and then it must give one (checked on an empty board)
         self.target_board = target_board
-        if config.aux_weights.get("board", 0.0) and target_board is None:
-            raise ValueError(
-                "agent.aux_weights.board > 0 needs the rules' target_board (pass target_board=)"
-            )
+        if config.aux_weights.get("board", 0.0):
+            empty = torch.zeros(1, model.config.num_positions, dtype=torch.long)
+            if target_board is None or target_board(empty) is None:
+                raise ValueError(
+                    "agent.aux_weights.board > 0, but the rules give no target board "
+                    "(PuzzleRules.target_board; mazes do); set agent.aux_weights.board=0"
+                )
         # the actor a Collector runs: it stores the resume state when the update replays from it
         self.actor = HRMPolicy(model, config.precision, keep_resume=config.replay == "resume")
         self.advantage = GAE(
@@ -255,10 +258,7 @@ class PPOAgent(nn.Module):
         """The auxiliary board loss: the grid head's cross-entropy against the rules' target
         board at the positions that count, averaged per board and then over the boards; and the
         share of those positions whose top grid value is the target."""
-        target = self.target_board(boards)
-        if target is None:
-            raise ValueError("agent.aux_weights.board > 0, but these rules give no target board")
-        values, counted = target
+        values, counted = self.target_board(boards)
         classes = values.long() - 1  # values 1..V -> logits 0..V-1
         per_position = nn.functional.cross_entropy(
             grid_logits.flatten(0, 1), classes.flatten(), reduction="none"

@@ -181,17 +181,7 @@ def build_agent(
         options["total_iterations"] = max(1, cfg.total_frames // (frames_per_batch * world_size))
     if kind == "supervised":
         return SupervisedAgent(model, rules, SupervisedConfig(**options)), frames_per_batch
-    config = PPOConfig(**options)
-    target_board = None
-    if config.aux_weights.get("board", 0.0):
-        probe = torch.zeros(1, rules.num_positions, dtype=torch.long)
-        if rules.target_board(probe) is None:
-            raise ValueError(
-                f"agent.aux_weights.board > 0: the {rules.name} rules give no target board "
-                "(PuzzleRules.target_board; mazes do); set agent.aux_weights.board=0"
-            )
-        target_board = rules.target_board
-    return PPOAgent(model, config, target_board), frames_per_batch
+    return PPOAgent(model, PPOConfig(**options), rules.target_board), frames_per_batch
 
 
 WEIGHTS = ("auto", "ema", "model")

@@ -73,6 +73,7 @@ def test_the_board_target_weight_needs_rules_that_give_a_target_board():
                 build_agent(cfg, model, rules)
     with pytest.raises(ValueError, match="target_board"):  # the agent alone refuses it too
         PPOAgent(model, PPOConfig(aux_weights={"board": 0.5}))
+    assert PPOAgent(model, PPOConfig(), rules.target_board)  # weight 0: nothing is asked
 
 
 def test_extra_levels_put_puzzles_singles_cannot_finish_into_the_mixed_bank():
