@@ -64,6 +64,8 @@ class PPOConfig:
     aux_weights: dict[str, float] = field(
         default_factory=lambda: {"diverse": 0.0, "balance": 0.01, "selfsup": 0.0, "board": 0.0}
     )
+    # the board loss also on each warm-up segment of the minibatch's first moves (deep supervision)
+    board_on_warmup: bool = False
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
     replay: str = "resume"  # resume: replay only what carries gradient; recompute: whole segment
@@ -118,6 +120,14 @@ class PPOAgent(nn.Module):
                     "agent.aux_weights.board > 0, but the rules give no target board "
                     "(PuzzleRules.target_board; mazes do); set agent.aux_weights.board=0"
                 )
+        if config.board_on_warmup and not (
+            config.aux_weights.get("board", 0.0) and model.config.warmup_segments > 0
+        ):
+            raise ValueError(
+                "agent.board_on_warmup needs agent.aux_weights.board > 0 and "
+                f"model.warmup_segments > 0 (got {config.aux_weights.get('board', 0.0)} and "
+                f"{model.config.warmup_segments})"
+            )
         # the actor a Collector runs: it stores the resume state when the update replays from it
         self.actor = HRMPolicy(model, config.precision, keep_resume=config.replay == "resume")
         self.advantage = GAE(
@@ -230,6 +240,11 @@ class PPOAgent(nn.Module):
             board_loss, accuracy = self.board_loss(batch["board"], terms["grid_logits"])
             loss = loss + cfg.aux_weights["board"] * board_loss
             stats.update(loss_board=float(board_loss.detach()), board_accuracy=accuracy)
+            if cfg.board_on_warmup:
+                warmup_loss = self.warmup_board_loss(batch)
+                if warmup_loss is not None:
+                    loss = loss + cfg.aux_weights["board"] * warmup_loss
+                    stats["loss_board_warmup"] = float(warmup_loss.detach())
         for name, weight in cfg.aux_weights.items():
             if name in terms["aux"].keys():
                 aux = terms["aux", name].mean()
@@ -269,6 +284,29 @@ class PPOAgent(nn.Module):
             hits = (grid_logits.argmax(dim=-1) == classes) & counted
             accuracy = float(hits.sum() / counted.sum().clamp(min=1))
         return per_board.mean(), accuracy
+
+    def warmup_board_loss(self, batch: TensorDictBase) -> torch.Tensor | None:
+        """The board loss of each warm-up segment of the minibatch's first moves, thought over
+        again with gradient from a fresh carry, each segment from the detached carry of the one
+        before (HRM's deep supervision); averaged over the segments. None without a first move.
+
+        Acting thinks those segments without gradient and the replay starts after them, so
+        otherwise no segment from a fresh carry ever learns."""
+        first = batch["first_step"].view(-1)
+        if not bool(first.any()):
+            return None
+        actor = self.actor
+        chosen = batch[first.nonzero().squeeze(1)].select(
+            "board", "action_mask", "is_init", *actor.carry_keys
+        )
+        chosen.set("is_init", torch.ones_like(chosen["is_init"]))
+        carry = actor.start_carry(chosen)
+        losses = []
+        for _ in range(self.model.config.warmup_segments):
+            out = actor.run_model(chosen, carry, deterministic=True)
+            losses.append(self.board_loss(chosen["board"], out.grid_logits.float())[0])
+            carry = out.carry.apply(lambda v: v.float() if v.is_floating_point() else v)
+        return torch.stack(losses).mean()
 
     def step(self, loss: torch.Tensor, stats: dict[str, float]) -> bool:
         """Backward, average over ranks, clip, AdamW step, EMA; False when the loss was not

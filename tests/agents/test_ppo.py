@@ -222,3 +222,50 @@ def test_the_board_weight_trains_the_grid_head_toward_the_shortest_path_cells():
     metrics = agent.update(data)
     assert "loss_board" not in metrics
     assert torch.equal(agent.model.f_grid.weight, grid_before)
+
+
+def test_board_on_warmup_supervises_each_warm_up_segment_from_a_fresh_carry():
+    """``agent.board_on_warmup``: the first moves' warm-up segments are thought over again with
+    gradient from the initial carry, each scored against the target board (deep supervision);
+    the loss is their mean, it falls under updates, and the option refuses settings where it
+    would do nothing."""
+    rules = MazeRules(5, 5)
+    mazes = generate_mazes(np.random.default_rng(1), 32, size=(5, 5))
+    options = {"aux_weights": {"board": 1.0}, "board_on_warmup": True, "epochs": 4}
+    agent, data = collect(mazes, "one_step", rules=rules, warmup_segments=2, **options)
+    batch = agent.compute_advantages(data.clone()).reshape(-1)
+    first = batch["first_step"].view(-1)
+    assert 0 < int(first.sum()) < len(first)  # some first moves, and moves after them
+    _, stats = agent.loss(batch)
+    model = agent.model
+    chosen = batch[first]
+    boards = chosen["board"]
+    candidates = chosen["action_mask"].view(len(boards), rules.num_positions, -1)
+    carry = model.initial_carry(len(boards))
+    target, counted = rules.target_board(boards)
+    expected = []
+    with torch.no_grad():  # by hand: the segments from the initial carry, as acting's warm-up
+        for _ in range(2):
+            out = model(boards, carry, candidates, deterministic=True)
+            ce = torch.nn.functional.cross_entropy(
+                out.grid_logits.transpose(1, 2), target - 1, reduction="none"
+            )
+            expected.append(((ce * counted).sum(1) / counted.sum(1)).mean())
+            carry = out.carry
+    assert stats["loss_board_warmup"] == pytest.approx(
+        torch.stack(expected).mean().item(), rel=1e-4
+    )
+    assert expected[0] != pytest.approx(expected[1].item())  # the second segment's own input
+    first_stats = agent.update(data.clone())
+    for _ in range(5):
+        last = agent.update(data.clone())
+    assert last["loss_board_warmup"] < 0.8 * first_stats["loss_board_warmup"]
+
+    agent, data = collect(
+        mazes, "one_step", rules=rules, warmup_segments=2, aux_weights={"board": 1.0}
+    )
+    assert "loss_board_warmup" not in agent.update(data)
+    with pytest.raises(ValueError, match="board_on_warmup needs"):
+        collect(mazes, "one_step", rules=rules, warmup_segments=0, **options)
+    with pytest.raises(ValueError, match="board_on_warmup needs"):
+        collect(mazes, "one_step", rules=rules, warmup_segments=2, board_on_warmup=True)
