@@ -16,6 +16,7 @@ the same gradients.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,7 @@ class PPOConfig:
     aux_weights: dict[str, float] = field(
         default_factory=lambda: {"diverse": 0.0, "balance": 0.01, "selfsup": 0.0, "board": 0.0}
     )
+    board_target: str | None = None  # which of the rules' target boards (None: their default)
     # the board loss also on each warm-up segment of the minibatch's first moves (deep supervision)
     board_on_warmup: bool = False
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
@@ -112,6 +114,8 @@ class PPOAgent(nn.Module):
         self.config = config
         # boards [M, L] -> (values, positions that count), PuzzleRules.target_board: needed
         # when aux_weights.board > 0, and then it must give one (checked on an empty board)
+        if config.board_target is not None and target_board is not None:
+            target_board = functools.partial(target_board, kind=config.board_target)
         self.target_board = target_board
         if config.aux_weights.get("board", 0.0):
             empty = torch.zeros(1, model.config.num_positions, dtype=torch.long)

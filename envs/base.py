@@ -155,12 +155,17 @@ class PuzzleRules:
         """
         return solutions
 
-    def target_board(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    board_targets: tuple[str, ...] = ()  # the kinds target_board knows, its default first
+
+    def target_board(
+        self, boards: torch.Tensor, kind: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """What a full solution holds at each position, worked out from the board alone:
         ``(int64[B, L] values 1..V, bool[B, L] positions that count)``, or ``None`` when the
         family cannot say without a stored solution (the default). PPO's optional auxiliary loss
         (``agent.aux_weights.board``) trains the grid head to predict it (Maze: which open cells
-        lie on some shortest S–G path)."""
+        lie on some shortest S–G path). A family may know several kinds of target
+        (:attr:`board_targets`, ``agent.board_target`` picks one)."""
         return None
 
     def placements_to_solve(self, boards: torch.Tensor) -> torch.Tensor:

@@ -179,11 +179,27 @@ class MazeRules(PuzzleRules):
         """Unchanged: soundness never reads the stored solutions."""
         return alive
 
-    def target_board(self, boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``PATH`` on every open cell of some shortest S–G path (``d_S + d_G == D``), ``OFF_PATH``
-        on the other open cells; the blank and path cells count, walls, S and G do not. The union
-        of all shortest paths, so no one solution is preferred (and a board without S, G or a
-        route marks every open cell ``OFF_PATH``)."""
+    board_targets = ("paths", "goal_distance")
+
+    def target_board(
+        self, boards: torch.Tensor, kind: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``kind="paths"``: ``PATH`` on every open cell of some shortest S–G path
+        (``d_S + d_G == D``), ``OFF_PATH`` on the other open cells; the blank and path cells
+        count, walls, S and G do not. The union of all shortest paths, so no one solution is
+        preferred (and a board without S, G or a route marks every open cell ``OFF_PATH``).
+
+        ``kind="goal_distance"``: ``1 + d_G mod 3`` on every open cell that reaches G (classes
+        1, 2, 3; the tokens' meanings do not apply), the others do not count. A walk that steps
+        to the neighbour one class below (mod 3) descends ``d_G``, so it follows a shortest
+        path; and a breadth-first wave from G computes it with no count beyond 3."""
+        kind = kind or self.board_targets[0]
+        if kind not in self.board_targets:
+            raise ValueError(f"maze board targets are {self.board_targets}, got {kind!r}")
+        open_cells = (boards == BLANK) | (boards == PATH)
+        if kind == "goal_distance":
+            to_goal = bfs_distances(boards != WALL, boards == GOAL, self.width)
+            return 1 + to_goal.clamp(min=0) % 3, open_cells & (to_goal >= 0)
         passable = (boards != WALL).repeat(2, 1)
         sources = torch.cat([boards == START, boards == GOAL])
         distances = bfs_distances(passable, sources, self.width)
@@ -192,7 +208,7 @@ class MazeRules(PuzzleRules):
         has_goal = (boards == GOAL).any(dim=1, keepdim=True)
         on_path = (from_start >= 0) & (to_goal >= 0) & (from_start + to_goal == D) & has_goal
         target = torch.where(on_path, PATH, OFF_PATH)
-        return target, (boards == BLANK) | (boards == PATH)
+        return target, open_cells
 
     def may_be_solved(self, boards: torch.Tensor) -> torch.Tensor:
         """``bool[B]``: S or some path cell touches G (necessary for a complete path)."""

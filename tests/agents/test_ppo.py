@@ -269,3 +269,25 @@ def test_board_on_warmup_supervises_each_warm_up_segment_from_a_fresh_carry():
         collect(mazes, "one_step", rules=rules, warmup_segments=0, **options)
     with pytest.raises(ValueError, match="board_on_warmup needs"):
         collect(mazes, "one_step", rules=rules, warmup_segments=2, board_on_warmup=True)
+
+
+def test_board_target_picks_which_of_the_rules_targets_the_grid_head_learns():
+    rules = MazeRules(5, 5)
+    mazes = generate_mazes(np.random.default_rng(2), 16, size=(5, 5))
+    options = {"aux_weights": {"board": 1.0}, "board_target": "goal_distance"}
+    agent, data = collect(mazes, "one_step", rules=rules, **options)
+    batch = agent.compute_advantages(data.clone()).reshape(-1)
+    _, stats = agent.loss(batch)
+    with torch.no_grad():
+        out = agent.actor.backbone(batch, selections=batch["selections"])
+    losses = {}
+    for kind in rules.board_targets:
+        target, counted = rules.target_board(batch["board"], kind=kind)
+        ce = torch.nn.functional.cross_entropy(
+            out.grid_logits.transpose(1, 2), target - 1, reduction="none"
+        )
+        losses[kind] = ((ce * counted).sum(1) / counted.sum(1)).mean().item()
+    assert stats["loss_board"] == pytest.approx(losses["goal_distance"], abs=1e-5)
+    assert stats["loss_board"] != pytest.approx(losses["paths"], abs=1e-4)
+    with pytest.raises(ValueError, match="maze board targets"):
+        collect(mazes, "one_step", rules=rules, aux_weights={"board": 1.0}, board_target="dist")

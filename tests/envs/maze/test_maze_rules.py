@@ -100,6 +100,36 @@ def test_the_target_board_marks_the_cells_of_every_shortest_path_and_counts_open
     assert (rules.target_board(no_goal)[0] == OFF_PATH).all()
 
 
+def test_the_goal_distance_target_is_bfs_distance_mod_3_and_descending_it_walks_shortest():
+    rng = np.random.default_rng(6)
+    rules = MazeRules(7, 7)
+    grids = [random_board(rng, (7, 7)) for _ in range(40)]
+    grids += [g.reshape(7, 7) for g in generate(rng, 20, size=(7, 7)).boards]
+    boards = torch.as_tensor(np.stack([g.reshape(-1) for g in grids])).long()
+    target, counted = rules.target_board(boards, kind="goal_distance")
+    walked = 0
+    for b, grid in enumerate(grids):
+        to_goal = distances(grid, cell_of(grid, GOAL), lambda t: t != WALL)
+        want = {c for c in to_goal if grid[c] in (BLANK, PATH)}
+        assert {divmod(int(p), 7) for p in counted[b].nonzero()} == want, grid
+        for cell in want:
+            assert int(target[b, cell[0] * 7 + cell[1]]) == 1 + to_goal[cell] % 3
+        if cell_of(grid, START) not in to_goal:
+            continue
+        classes = {c: 1 + d % 3 for c, d in to_goal.items()}  # S and G read like open cells
+        here, moves = cell_of(grid, START), 0
+        while here != cell_of(grid, GOAL):  # step to any neighbour one class below, mod 3
+            r, c = here
+            steps = [(r + dr, c + dc) for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))]
+            here = next(n for n in steps if classes.get(n) == 1 + (classes[here] - 2) % 3)
+            moves += 1
+        assert moves == to_goal[cell_of(grid, START)]
+        walked += 1
+    assert walked >= 20
+    with pytest.raises(ValueError, match="goal_distance"):
+        rules.target_board(boards, kind="distance")
+
+
 def test_other_values_are_never_sound_and_may_be_solved_is_necessary():
     rng = np.random.default_rng(4)
     rules = MazeRules(7, 7)
