@@ -117,18 +117,26 @@ class HRMPolicy(TensorDictModuleBase):
         if not bool(fresh.any()):
             return
         rows = fresh.nonzero().squeeze(1)
-        chosen = tensordict[rows]
-        carry = self.start_carry(chosen)
-        for _ in range(self.model.config.warmup_segments):
-            out = self.run_model(chosen, carry, deterministic=True)
-            carry = out.carry.apply(
-                lambda value: value.float() if value.is_floating_point() else value
-            )
+        _, carry = self.think(tensordict[rows])
         for key in self.carry_keys:
             warmed = tensordict[key].clone()
             warmed[rows] = carry[key].to(warmed.dtype)
             tensordict.set(key, warmed)
         tensordict.set("is_init", torch.zeros_like(tensordict["is_init"]))
+
+    def think(self, tensordict: TensorDictBase) -> tuple[list[HRMOutput], TensorDict]:
+        """The ``model.warmup_segments`` segments of a warm-up on the tensordict's rows (their
+        ``is_init`` set: each starts from a fresh carry): no move, the top-k cells, each segment
+        from the (detached, float32) carry of the one before. Returns their outputs and the last
+        carry; with gradient when called with it (``agent.board_on_warmup``)."""
+        carry = self.start_carry(tensordict)
+        outputs = []
+        for _ in range(self.model.config.warmup_segments):
+            outputs.append(self.run_model(tensordict, carry, deterministic=True))
+            carry = outputs[-1].carry.apply(
+                lambda value: value.float() if value.is_floating_point() else value
+            )
+        return outputs, carry
 
     # --- replaying ----------------------------------------------------------------------------
 

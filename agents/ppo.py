@@ -304,12 +304,8 @@ class PPOAgent(nn.Module):
             "board", "action_mask", "is_init", *actor.carry_keys
         )
         chosen.set("is_init", torch.ones_like(chosen["is_init"]))
-        carry = actor.start_carry(chosen)
-        losses = []
-        for _ in range(self.model.config.warmup_segments):
-            out = actor.run_model(chosen, carry, deterministic=True)
-            losses.append(self.board_loss(chosen["board"], out.grid_logits.float())[0])
-            carry = out.carry.apply(lambda v: v.float() if v.is_floating_point() else v)
+        outputs, _ = actor.think(chosen)
+        losses = [self.board_loss(chosen["board"], out.grid_logits.float())[0] for out in outputs]
         return torch.stack(losses).mean()
 
     def step(self, loss: torch.Tensor, stats: dict[str, float]) -> bool:
