@@ -3,11 +3,14 @@
 Keys: ``checkpoint`` (required), ``data`` (a puzzle file or HRM dataset folder; default: the
 checkpoint env's held-out split, as in training), ``num_puzzles`` (held-out split size, 500),
 ``attempts`` (K attempts per puzzle for pass@K, 8), ``seed`` (of the sampled attempts, 0),
-``device`` (``auto``, ``cpu``, ``cuda``), ``weights`` (``auto``: the EMA weights when the run
-kept them, else the trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON
-path; default ``<checkpoint dir>/eval_<data stem or heldout>.json``), and ``env.<key>=value`` to
-change the checkpoint's env config, e.g. ``env.size=[30,30]`` to play a 7x7 maze model on 30x30
-mazes (where no weight depends on the board's size; otherwise a one-line error).
+``device`` (``auto``, ``cpu``, ``cuda``), ``warmup_segments`` (how many segments a PPO policy
+thinks over each fresh puzzle before its first move; default: the checkpoint's
+``model.warmup_segments``; more is test-time thinking the weights were not trained at), ``weights``
+(``auto``: the EMA weights when the run kept them, else the trained ones; ``ema``; ``model``: the
+trained weights), ``out`` (the JSON path; default ``<checkpoint dir>/eval_<data stem or
+heldout>.json``), and ``env.<key>=value`` to change the checkpoint's env config, e.g.
+``env.size=[30,30]`` to play a 7x7 maze model on 30x30 mazes (where no weight depends on the
+board's size; otherwise a one-line error).
 
 Every puzzle is played once greedily (pass@1) and ``attempts - 1`` more times with sampled moves
 and cells (pass@K: solved by any of the K attempts, the greedy one included, so pass@K >= pass@1);
@@ -47,6 +50,7 @@ DEFAULTS: dict[str, str | None] = {
     "seed": "0",
     "device": "auto",
     "weights": "auto",
+    "warmup_segments": None,
     "out": None,
 }
 
@@ -73,6 +77,15 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
             raise ValueError(f"{key} must be an integer, got {options[key]!r}") from None
         if number < (0 if key == "seed" else 1):
             raise ValueError(f"{key} must be at least {0 if key == 'seed' else 1}, got {number}")
+    if options["warmup_segments"] is not None:
+        try:
+            segments = int(options["warmup_segments"])
+        except ValueError:
+            segments = -1
+        if segments < 0:
+            raise ValueError(
+                f"warmup_segments must be an integer >= 0, got {options['warmup_segments']!r}"
+            )
     return options
 
 
@@ -204,6 +217,16 @@ def markdown_report(metrics: dict) -> str:
         "",
         f"Puzzles: {metrics['data']} ({metrics['puzzles']}); {metrics['env']}",
         "",
+        *(
+            [
+                f"Warm-up before the first move: {metrics['warmup_segments']} segments (trained "
+                f"with {metrics['trained_warmup_segments']})",
+                "",
+            ]
+            if metrics.get("warmup_segments") is not None
+            and metrics["warmup_segments"] != metrics.get("trained_warmup_segments")
+            else []
+        ),
         "| metric | value |",
         "|---|---:|",
         f"| pass@1 (greedy) | {metrics['pass@1']:.3f} |",
@@ -298,12 +321,22 @@ def run(options: dict[str, str | None]) -> Path:
     checkpoint = Path(options["checkpoint"])
     env = {key[4:]: value for key, value in options.items() if key.startswith("env.")}
     cfg, rules, model, actor = load_policy(checkpoint, device, options["weights"], env)
+    trained_segments = model.config.warmup_segments
+    if options["warmup_segments"] is not None:
+        if actor is None:
+            raise ValueError(
+                "warmup_segments is the warm-up of a PPO policy's first move; a supervised "
+                "checkpoint (agent=supervised) runs agent.segments over every puzzle instead"
+            )
+        model.config.warmup_segments = int(options["warmup_segments"])
     if options["data"]:
         puzzles = rules.read(options["data"])
         stem = Path(options["data"]).stem
     else:
         puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
         stem = "heldout"
+    if model.config.warmup_segments != trained_segments:
+        stem += f"_warmup{model.config.warmup_segments}"
     metrics = evaluation_report(
         actor,
         model,
@@ -320,6 +353,8 @@ def run(options: dict[str, str | None]) -> Path:
         "data": str(Path(options["data"]).resolve()) if options["data"] else "held-out split",
         "env": repr(rules),
         "weights": options["weights"],
+        "warmup_segments": None if actor is None else model.config.warmup_segments,
+        "trained_warmup_segments": None if actor is None else trained_segments,
         **metrics,
     }
     json_path = Path(options["out"]) if options["out"] else checkpoint.parent / f"eval_{stem}.json"

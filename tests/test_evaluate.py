@@ -243,3 +243,46 @@ def test_an_env_change_the_weights_cannot_follow_is_a_clear_error(checkpoint: Pa
         )
         assert result.returncode != 0, change
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hrm_rl.agents.policy import HRMPolicy
+    from hrm_rl.evaluate import parse_arguments, run
+
+    thought = []  # segments of each warm-up: one per batch of fresh puzzles
+    original = HRMPolicy.think
+
+    def counting_think(self, tensordict):
+        outputs, carry = original(self, tensordict)
+        thought.append((len(outputs), int(tensordict.shape[0])))
+        return outputs, carry
+
+    monkeypatch.setattr(HRMPolicy, "think", counting_think)
+    plain = json.loads(
+        run(
+            parse_arguments(
+                [
+                    f"checkpoint={checkpoint}",
+                    "num_puzzles=6",
+                    "attempts=1",
+                    f"out={tmp_path / 'plain.json'}",
+                ]
+            )
+        ).read_text()
+    )
+    assert thought == [] and plain["warmup_segments"] == plain["trained_warmup_segments"] == 0
+    path = run(
+        parse_arguments(
+            [f"checkpoint={checkpoint}", "num_puzzles=6", "attempts=1", "warmup_segments=3"]
+        )
+    )
+    assert path == checkpoint.parent / "eval_heldout_warmup3.json"
+    assert thought and {segments for segments, _ in thought} == {3}
+    assert sum(rows for _, rows in thought) == 6  # every puzzle warmed up once, at its start
+    metrics = json.loads(path.read_text())
+    assert metrics["warmup_segments"] == 3 and metrics["trained_warmup_segments"] == 0
+    assert "3 segments (trained with 0)" in path.with_suffix(".md").read_text()
+    with pytest.raises(ValueError, match="warmup_segments must be an integer >= 0"):
+        parse_arguments([f"checkpoint={checkpoint}", "warmup_segments=-1"])
