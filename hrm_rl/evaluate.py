@@ -1,16 +1,19 @@
 """Evaluate a checkpoint: ``python -m hrm_rl.evaluate checkpoint=PATH [key=value ...]``.
 
 Keys: ``checkpoint`` (required), ``data`` (a puzzle file or HRM dataset folder; default: the
-checkpoint env's held-out split, as in training), ``num_puzzles`` (held-out split size, 500),
-``attempts`` (K attempts per puzzle for pass@K, 8), ``seed`` (of the sampled attempts, 0),
-``device`` (``auto``, ``cpu``, ``cuda``), ``warmup_segments`` (how many segments a PPO policy
-thinks over each fresh puzzle before its first move; default: the checkpoint's
-``model.warmup_segments``; more is test-time thinking the weights were not trained at), ``weights``
-(``auto``: the EMA weights when the run kept them, else the trained ones; ``ema``; ``model``: the
-trained weights), ``out`` (the JSON path; default ``<checkpoint dir>/eval_<data stem or
-heldout>.json``), and ``env.<key>=value`` to change the checkpoint's env config, e.g.
-``env.size=[30,30]`` to play a 7x7 maze model on 30x30 mazes (where no weight depends on the
-board's size; otherwise a one-line error).
+checkpoint env's held-out split, as in training), ``split`` (``heldout``, the default, or
+``validation``: the bank training's ``eval.validation_puzzles`` draws, none of them in the held-out
+split; for choosing settings such as ``warmup_segments`` without touching the puzzles you report),
+``num_puzzles`` (how many of the split, 500), ``attempts`` (K attempts per puzzle for pass@K, 8),
+``seed`` (of the sampled attempts, 0), ``device`` (``auto``, ``cpu``, ``cuda``),
+``warmup_segments`` (how many segments a PPO policy thinks over each fresh puzzle before its first
+move; default: the checkpoint's ``model.warmup_segments``; more is test-time thinking the weights
+were not trained at), ``weights`` (``auto``: the EMA weights when the run kept them, else the
+trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON path; default
+``<checkpoint dir>/eval_<data stem or split>.json``, ``_warmupN`` added with ``warmup_segments``),
+and ``env.<key>=value`` to change the checkpoint's env config, e.g. ``env.size=[30,30]`` to play a
+7x7 maze model on 30x30 mazes (where no weight depends on the board's size; otherwise a one-line
+error).
 
 Every puzzle is played once greedily (pass@1) and ``attempts - 1`` more times with sampled moves
 and cells (pass@K: solved by any of the K attempts, the greedy one included, so pass@K >= pass@1);
@@ -36,15 +39,18 @@ from torchrl.envs.utils import ExplorationType
 
 from hrm_rl.agents.evaluation import play_first_episodes
 from hrm_rl.agents.supervised import play_supervised
-from hrm_rl.build import WEIGHTS, env_options, held_out_puzzles, load_policy
+from hrm_rl.build import WEIGHTS, env_options, held_out_puzzles, load_policy, validation_puzzles
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.models import HRM
 
 log = logging.getLogger("hrm_rl.evaluate")
 
+SPLITS = ("heldout", "validation")
+
 DEFAULTS: dict[str, str | None] = {
     "checkpoint": None,
     "data": None,
+    "split": "heldout",
     "num_puzzles": "500",
     "attempts": "8",
     "seed": "0",
@@ -77,6 +83,10 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
             raise ValueError(f"{key} must be an integer, got {options[key]!r}") from None
         if number < (0 if key == "seed" else 1):
             raise ValueError(f"{key} must be at least {0 if key == 'seed' else 1}, got {number}")
+    if options["split"] not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {options['split']!r}")
+    if options["data"] and options["split"] != "heldout":
+        raise ValueError("data= plays a puzzle file; split= picks a generated split: give one")
     if options["warmup_segments"] is not None:
         try:
             segments = int(options["warmup_segments"])
@@ -331,10 +341,15 @@ def run(options: dict[str, str | None]) -> Path:
         model.config.warmup_segments = int(options["warmup_segments"])
     if options["data"]:
         puzzles = rules.read(options["data"])
-        stem = Path(options["data"]).stem
+        stem, label = Path(options["data"]).stem, str(Path(options["data"]).resolve())
+    elif options["split"] == "validation":
+        # the bank training draws: none of it in the held-out split of eval.num_puzzles puzzles
+        held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
+        puzzles = validation_puzzles(rules, cfg.env, int(options["num_puzzles"]), held_out)
+        stem, label = "validation", "validation split"
     else:
         puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
-        stem = "heldout"
+        stem, label = "heldout", "held-out split"
     if model.config.warmup_segments != trained_segments:
         stem += f"_warmup{model.config.warmup_segments}"
     metrics = evaluation_report(
@@ -350,7 +365,7 @@ def run(options: dict[str, str | None]) -> Path:
     )
     metrics = {
         "checkpoint": str(checkpoint.resolve()),
-        "data": str(Path(options["data"]).resolve()) if options["data"] else "held-out split",
+        "data": label,
         "env": repr(rules),
         "weights": options["weights"],
         "warmup_segments": None if actor is None else model.config.warmup_segments,

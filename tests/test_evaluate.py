@@ -286,3 +286,21 @@ def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
     assert "3 segments (trained with 0)" in path.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="warmup_segments must be an integer >= 0"):
         parse_arguments([f"checkpoint={checkpoint}", "warmup_segments=-1"])
+
+
+def test_split_validation_plays_the_training_validation_bank(checkpoint: Path, tmp_path) -> None:
+    from hrm_rl.evaluate import parse_arguments, run
+
+    path = run(
+        parse_arguments(
+            [f"checkpoint={checkpoint}", "split=validation", "num_puzzles=5", "attempts=1"]
+        )
+    )
+    assert path == checkpoint.parent / "eval_validation.json"
+    metrics = json.loads(path.read_text())
+    assert metrics["data"] == "validation split" and metrics["puzzles"] == 5
+    assert "validation split (5)" in path.with_suffix(".md").read_text()
+    with pytest.raises(ValueError, match="split must be one of heldout, validation"):
+        parse_arguments([f"checkpoint={checkpoint}", "split=test"])
+    with pytest.raises(ValueError, match="give one"):
+        parse_arguments([f"checkpoint={checkpoint}", "split=validation", f"data={tmp_path}"])
