@@ -87,15 +87,10 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {options['split']!r}")
     if options["data"] and options["split"] != "heldout":
         raise ValueError("data= plays a puzzle file; split= picks a generated split: give one")
-    if options["warmup_segments"] is not None:
-        try:
-            segments = int(options["warmup_segments"])
-        except ValueError:
-            segments = -1
-        if segments < 0:
-            raise ValueError(
-                f"warmup_segments must be an integer >= 0, got {options['warmup_segments']!r}"
-            )
+    if options["warmup_segments"] is not None and not options["warmup_segments"].isdigit():
+        raise ValueError(
+            f"warmup_segments must be an integer >= 0, got {options['warmup_segments']!r}"
+        )
     return options
 
 

@@ -288,9 +288,23 @@ def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
         parse_arguments([f"checkpoint={checkpoint}", "warmup_segments=-1"])
 
 
-def test_split_validation_plays_the_training_validation_bank(checkpoint: Path, tmp_path) -> None:
+def test_split_validation_plays_the_training_validation_bank(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import hrm_rl.evaluate as evaluate
+    from hrm_rl.build import held_out_puzzles, load_policy, validation_puzzles
     from hrm_rl.evaluate import parse_arguments, run
 
+    played = []  # the boards of every batch of episodes the evaluation plays
+    original = evaluate.play_first_episodes
+
+    def recording(actor, model, rules, puzzles, *args, **kwargs):
+        played.append(np.asarray(puzzles.boards))
+        return original(actor, model, rules, puzzles, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "play_first_episodes", recording)
     path = run(
         parse_arguments(
             [f"checkpoint={checkpoint}", "split=validation", "num_puzzles=5", "attempts=1"]
@@ -300,6 +314,11 @@ def test_split_validation_plays_the_training_validation_bank(checkpoint: Path, t
     metrics = json.loads(path.read_text())
     assert metrics["data"] == "validation split" and metrics["puzzles"] == 5
     assert "validation split (5)" in path.with_suffix(".md").read_text()
+    cfg, rules, _, _ = load_policy(checkpoint, torch.device("cpu"))
+    held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
+    bank = validation_puzzles(rules, cfg.env, 5, held_out)
+    assert len(played) == 1 and np.array_equal(played[0], np.asarray(bank.boards))
+    assert not any((board == np.asarray(held_out.boards)).all(axis=1).any() for board in played[0])
     with pytest.raises(ValueError, match="split must be one of heldout, validation"):
         parse_arguments([f"checkpoint={checkpoint}", "split=test"])
     with pytest.raises(ValueError, match="give one"):
