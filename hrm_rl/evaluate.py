@@ -7,7 +7,8 @@ split; for choosing settings such as ``warmup_segments`` without touching the pu
 ``num_puzzles`` (how many of the split, 500), ``attempts`` (K attempts per puzzle for pass@K, 8),
 ``seed`` (of the sampled attempts, 0), ``device`` (``auto``, ``cpu``, ``cuda``),
 ``warmup_segments`` (how many segments a PPO policy thinks over each fresh puzzle before its first
-move; default: the checkpoint's ``model.warmup_segments``; more is test-time thinking the weights
+move; default: the checkpoint's ``eval.warmup_segments`` where its run set one, else its
+``model.warmup_segments``; more is test-time thinking the weights
 were not trained at), ``weights`` (``auto``: the EMA weights when the run kept them, else the
 trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON path; default
 ``<checkpoint dir>/eval_<data stem or split>.json``, ``_warmupN`` added with ``warmup_segments``),
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torchrl.envs.utils import ExplorationType
 
 from hrm_rl.agents.evaluation import play_first_episodes
@@ -327,13 +328,16 @@ def run(options: dict[str, str | None]) -> Path:
     env = {key[4:]: value for key, value in options.items() if key.startswith("env.")}
     cfg, rules, model, actor = load_policy(checkpoint, device, options["weights"], env)
     trained_segments = model.config.warmup_segments
-    if options["warmup_segments"] is not None:
+    segments = options["warmup_segments"]
+    if segments is None and actor is not None:  # the run's own evaluations' warm-up, if set
+        segments = OmegaConf.select(cfg, "eval.warmup_segments")
+    if segments is not None:
         if actor is None:
             raise ValueError(
                 "warmup_segments is the warm-up of a PPO policy's first move; a supervised "
                 "checkpoint (agent=supervised) runs agent.segments over every puzzle instead"
             )
-        model.config.warmup_segments = int(options["warmup_segments"])
+        model.config.warmup_segments = int(segments)
     if options["data"]:
         puzzles = rules.read(options["data"])
         stem, label = Path(options["data"]).stem, str(Path(options["data"]).resolve())

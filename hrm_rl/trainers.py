@@ -40,6 +40,15 @@ def make_trainer(
     return kind(agent, rules, bank, cfg, device, seed)
 
 
+def eval_warmup_segments(cfg: DictConfig) -> int | None:
+    """``eval.warmup_segments``: the segments a PPO policy thinks before each first move in
+    the run's evaluations (None: ``model.warmup_segments``, as trained)."""
+    segments = cfg.eval.get("warmup_segments")
+    if segments is not None and (type(segments) is not int or segments < 0):
+        raise ValueError(f"eval.warmup_segments must be null or an integer >= 0, got {segments!r}")
+    return segments
+
+
 class PPOTrainer:
     """PPO's training step: the batched env, the collector, and one update per ``[B, T]``
     batch; its episode state (env internals and the collector's carry) goes into checkpoints."""
@@ -67,6 +76,7 @@ class PPOTrainer:
             ),
             carry_transforms(model, device),
         )
+        self.eval_warmup = eval_warmup_segments(cfg)
         # greedy evaluation plays the EMA weights when the agent keeps them
         self.eval_actor = HRMPolicy(
             agent.model if agent.ema is None else agent.ema, agent.config.precision
@@ -105,9 +115,15 @@ class PPOTrainer:
         actor = self.eval_actor
         if model is not actor.model:
             actor = HRMPolicy(model, self.agent.config.precision)
-        result = greedy_solve_rate(
-            actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
-        )
+        trained = model.config.warmup_segments
+        if self.eval_warmup is not None:  # test-time thinking, for this evaluation only
+            model.config.warmup_segments = self.eval_warmup
+        try:
+            result = greedy_solve_rate(
+                actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
+            )
+        finally:
+            model.config.warmup_segments = trained
         return {f"eval/{key}": value for key, value in result.items()}
 
     def state_dict(self) -> dict:
@@ -158,6 +174,11 @@ class SupervisedTrainer:
             raise ValueError(
                 "model.warmup_segments lets a PPO move wait for more segments; agent=supervised "
                 "already runs agent.segments per puzzle: leave it at 0"
+            )
+        if eval_warmup_segments(cfg) is not None:
+            raise ValueError(
+                "eval.warmup_segments is the warm-up of a PPO policy's first move in "
+                "evaluations; agent=supervised runs agent.segments per puzzle: leave it null"
             )
         self.agent, self.rules, self.device = agent, rules, device
         self.sampler = PuzzleSampler(

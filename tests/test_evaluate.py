@@ -288,6 +288,43 @@ def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
         parse_arguments([f"checkpoint={checkpoint}", "warmup_segments=-1"])
 
 
+def test_a_run_with_eval_warmup_segments_is_evaluated_with_them_by_default(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omegaconf import OmegaConf
+
+    from hrm_rl.agents.policy import HRMPolicy
+    from hrm_rl.checkpoint import load_checkpoint, save_checkpoint
+    from hrm_rl.evaluate import parse_arguments, run
+
+    thought = []
+    original = HRMPolicy.think
+
+    def counting_think(self, tensordict):
+        outputs, carry = original(self, tensordict)
+        thought.append(len(outputs))
+        return outputs, carry
+
+    monkeypatch.setattr(HRMPolicy, "think", counting_think)
+    state = load_checkpoint(checkpoint)
+    config = OmegaConf.create(state["config"])
+    config.eval.warmup_segments = 2  # the run's evaluations thought 2 segments
+    state["config"] = OmegaConf.to_yaml(config)
+    path = tmp_path / "thinking" / "checkpoint.pt"
+    path.parent.mkdir()
+    save_checkpoint(path, state)
+    metrics = json.loads(
+        run(parse_arguments([f"checkpoint={path}", "num_puzzles=4", "attempts=1"])).read_text()
+    )
+    assert set(thought) == {2} and metrics["warmup_segments"] == 2
+    assert metrics["trained_warmup_segments"] == 0
+    assert (path.parent / "eval_heldout_warmup2.json").is_file()
+    thought.clear()
+    args = [f"checkpoint={path}", "num_puzzles=4", "attempts=1", "warmup_segments=0"]
+    assert json.loads(run(parse_arguments(args)).read_text())["warmup_segments"] == 0
+    assert thought == []  # the command line wins over the run's setting
+
+
 def test_split_validation_plays_the_training_validation_bank(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -441,6 +441,7 @@ def test_experiment_presets_set_the_run_they_document():
         long_run = compose("config", overrides=["experiment=sudoku9x9_60cpumin"])
         fast = compose("config", overrides=["experiment=sudoku4x4_fast", "seed=3"])
         maze = compose("config", overrides=["experiment=maze7x7"])
+        maze15 = compose("config", overrides=["experiment=maze15x15"])
     assert long_run.env.box == [3, 3] and long_run.batch_size == 256
     assert long_run.time_budget.minutes == 60 and long_run.time_budget.clock == "cpu"
     assert fast.env.box == [2, 2] and list(fast.env.givens) == [4, 8] and fast.seed == 3
@@ -448,6 +449,9 @@ def test_experiment_presets_set_the_run_they_document():
     assert maze.env.size == [7, 7] and maze.model.attention == "graph"
     assert maze.model.warmup_segments == 3 and maze.eval.keep_best
     assert maze.eval.validation_puzzles == 200 and maze.time_budget.minutes == 20
+    assert maze15.env.size == [15, 15] and maze15.model.grad == "full"
+    assert maze15.agent.board_on_warmup and maze15.agent.aux_weights.board == 1.0
+    assert maze15.model.warmup_segments == 3 and maze15.eval.warmup_segments == 10
 
 
 def test_an_unknown_experiment_lists_the_presets(tmp_path):
@@ -528,3 +532,62 @@ def test_the_trainer_evaluates_the_weights_it_is_given_not_only_its_own():
         assert theirs == mine  # the same weights play the same greedy games
     finally:
         trainer.shutdown()
+
+
+def test_eval_warmup_segments_thinks_longer_in_evaluations_and_leaves_training_alone(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from hrm_rl.agents.policy import HRMPolicy
+    from hrm_rl.build import build_agent, build_model, held_out_puzzles, make_curriculum
+    from hrm_rl.envs.registration import rules_from_config
+    from hrm_rl.trainers import make_trainer
+
+    thought = []  # segments of each warm-up: one entry per batch of fresh puzzles
+    original = HRMPolicy.think
+
+    def counting_think(self, tensordict):
+        outputs, carry = original(self, tensordict)
+        thought.append(len(outputs))
+        return outputs, carry
+
+    monkeypatch.setattr(HRMPolicy, "think", counting_think)
+    base = ["env=sudoku4x4", "batch_size=4", "rollout=2", "model.warmup_segments=1"]
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=[*base, "eval.warmup_segments=3"])
+        plain = compose("config", overrides=base)
+        bad = compose("config", overrides=[*base, "eval.warmup_segments=-2"])
+        supervised = compose(
+            "config",
+            overrides=["agent=supervised", "env=sudoku4x4", "env.action_mode=grid"]
+            + ["eval.warmup_segments=3"],
+        )
+    rules = rules_from_config(cfg.env)
+    model = build_model(rules, cfg.model, torch.device("cpu"))
+    agent, _ = build_agent(cfg, model, rules)
+    bank = make_curriculum(rules, cfg.env, 0).bank()
+    puzzles = held_out_puzzles(rules, cfg.env, 8)
+    trainer = make_trainer(agent, rules, bank, cfg, torch.device("cpu"), 0)
+    thought.clear()  # the collector may act once as it starts
+    try:
+        trainer.evaluate(model, puzzles)
+        assert thought and set(thought) == {3}  # every fresh puzzle: three segments
+        assert model.config.warmup_segments == 1  # the trained count comes back
+        thought.clear()
+        trainer.step(0.0)  # acting in training keeps the trained warm-up
+        assert thought and set(thought) == {1}
+    finally:
+        trainer.shutdown()
+    trainer = make_trainer(agent, rules, bank, plain, torch.device("cpu"), 0)
+    thought.clear()
+    try:
+        trainer.evaluate(model, puzzles)  # null: evaluations think as trained
+        assert thought and set(thought) == {1}
+    finally:
+        trainer.shutdown()
+    with pytest.raises(ValueError, match="eval.warmup_segments must be null or an integer"):
+        make_trainer(agent, rules, bank, bad, torch.device("cpu"), 0)
+    sup_rules = rules_from_config(supervised.env)
+    sup_model = build_model(sup_rules, supervised.model, torch.device("cpu"))
+    sup_agent, _ = build_agent(supervised, sup_model, sup_rules)
+    with pytest.raises(ValueError, match="agent=supervised runs agent.segments"):
+        make_trainer(sup_agent, sup_rules, bank, supervised, torch.device("cpu"), 0)
