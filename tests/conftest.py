@@ -30,3 +30,20 @@ def shared_data() -> Path:
             "the self-made files of tests/data"
         )
     return SHARED_DATA
+
+
+@pytest.fixture
+def warm_ups(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every warm-up a PPO policy thinks from here on, as (segments, puzzles warmed up)."""
+    from hrm_rl.agents.policy import HRMPolicy
+
+    thought: list[tuple[int, int]] = []
+    original = HRMPolicy.think
+
+    def counting_think(self, tensordict):
+        outputs, carry = original(self, tensordict)
+        thought.append((len(outputs), int(tensordict.shape[0])))
+        return outputs, carry
+
+    monkeypatch.setattr(HRMPolicy, "think", counting_think)
+    return thought

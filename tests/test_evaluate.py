@@ -246,20 +246,10 @@ def test_an_env_change_the_weights_cannot_follow_is_a_clear_error(checkpoint: Pa
 
 
 def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
-    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    checkpoint: Path, tmp_path: Path, warm_ups: list[tuple[int, int]]
 ) -> None:
-    from hrm_rl.agents.policy import HRMPolicy
     from hrm_rl.evaluate import parse_arguments, run
 
-    thought = []  # segments of each warm-up: one per batch of fresh puzzles
-    original = HRMPolicy.think
-
-    def counting_think(self, tensordict):
-        outputs, carry = original(self, tensordict)
-        thought.append((len(outputs), int(tensordict.shape[0])))
-        return outputs, carry
-
-    monkeypatch.setattr(HRMPolicy, "think", counting_think)
     plain = json.loads(
         run(
             parse_arguments(
@@ -272,15 +262,15 @@ def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
             )
         ).read_text()
     )
-    assert thought == [] and plain["warmup_segments"] == plain["trained_warmup_segments"] == 0
+    assert warm_ups == [] and plain["warmup_segments"] == plain["trained_warmup_segments"] == 0
     path = run(
         parse_arguments(
             [f"checkpoint={checkpoint}", "num_puzzles=6", "attempts=1", "warmup_segments=3"]
         )
     )
     assert path == checkpoint.parent / "eval_heldout_warmup3.json"
-    assert thought and {segments for segments, _ in thought} == {3}
-    assert sum(rows for _, rows in thought) == 6  # every puzzle warmed up once, at its start
+    assert warm_ups and {segments for segments, _ in warm_ups} == {3}
+    assert sum(rows for _, rows in warm_ups) == 6  # every puzzle warmed up once, at its start
     metrics = json.loads(path.read_text())
     assert metrics["warmup_segments"] == 3 and metrics["trained_warmup_segments"] == 0
     assert "3 segments (trained with 0)" in path.with_suffix(".md").read_text()
@@ -289,23 +279,13 @@ def test_warmup_segments_makes_the_policy_think_longer_before_each_first_move(
 
 
 def test_a_run_with_eval_warmup_segments_is_evaluated_with_them_by_default(
-    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    checkpoint: Path, tmp_path: Path, warm_ups: list[tuple[int, int]]
 ) -> None:
     from omegaconf import OmegaConf
 
-    from hrm_rl.agents.policy import HRMPolicy
     from hrm_rl.checkpoint import load_checkpoint, save_checkpoint
     from hrm_rl.evaluate import parse_arguments, run
 
-    thought = []
-    original = HRMPolicy.think
-
-    def counting_think(self, tensordict):
-        outputs, carry = original(self, tensordict)
-        thought.append(len(outputs))
-        return outputs, carry
-
-    monkeypatch.setattr(HRMPolicy, "think", counting_think)
     state = load_checkpoint(checkpoint)
     config = OmegaConf.create(state["config"])
     config.eval.warmup_segments = 2  # the run's evaluations thought 2 segments
@@ -316,13 +296,13 @@ def test_a_run_with_eval_warmup_segments_is_evaluated_with_them_by_default(
     metrics = json.loads(
         run(parse_arguments([f"checkpoint={path}", "num_puzzles=4", "attempts=1"])).read_text()
     )
-    assert set(thought) == {2} and metrics["warmup_segments"] == 2
+    assert {segments for segments, _ in warm_ups} == {2} and metrics["warmup_segments"] == 2
     assert metrics["trained_warmup_segments"] == 0
     assert (path.parent / "eval_heldout_warmup2.json").is_file()
-    thought.clear()
+    warm_ups.clear()
     args = [f"checkpoint={path}", "num_puzzles=4", "attempts=1", "warmup_segments=0"]
     assert json.loads(run(parse_arguments(args)).read_text())["warmup_segments"] == 0
-    assert thought == []  # the command line wins over the run's setting
+    assert warm_ups == []  # the command line wins over the run's setting
 
 
 def test_split_validation_plays_the_training_validation_bank(

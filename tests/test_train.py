@@ -535,22 +535,15 @@ def test_the_trainer_evaluates_the_weights_it_is_given_not_only_its_own():
 
 
 def test_eval_warmup_segments_thinks_longer_in_evaluations_and_leaves_training_alone(
-    monkeypatch: pytest.MonkeyPatch,
+    warm_ups: list[tuple[int, int]],
 ):
-    from hrm_rl.agents.policy import HRMPolicy
     from hrm_rl.build import build_agent, build_model, held_out_puzzles, make_curriculum
     from hrm_rl.envs.registration import rules_from_config
     from hrm_rl.trainers import make_trainer
 
-    thought = []  # segments of each warm-up: one entry per batch of fresh puzzles
-    original = HRMPolicy.think
+    def segments() -> set[int]:  # the segment counts of the warm-ups since the last clear()
+        return {count for count, _ in warm_ups}
 
-    def counting_think(self, tensordict):
-        outputs, carry = original(self, tensordict)
-        thought.append(len(outputs))
-        return outputs, carry
-
-    monkeypatch.setattr(HRMPolicy, "think", counting_think)
     base = ["env=sudoku4x4", "batch_size=4", "rollout=2", "model.warmup_segments=1"]
     with initialize_config_module("hrm_rl.configs", version_base="1.3"):
         cfg = compose("config", overrides=[*base, "eval.warmup_segments=3"])
@@ -567,21 +560,21 @@ def test_eval_warmup_segments_thinks_longer_in_evaluations_and_leaves_training_a
     bank = make_curriculum(rules, cfg.env, 0).bank()
     puzzles = held_out_puzzles(rules, cfg.env, 8)
     trainer = make_trainer(agent, rules, bank, cfg, torch.device("cpu"), 0)
-    thought.clear()  # the collector may act once as it starts
+    warm_ups.clear()  # the collector may act once as it starts
     try:
         trainer.evaluate(model, puzzles)
-        assert thought and set(thought) == {3}  # every fresh puzzle: three segments
+        assert warm_ups and segments() == {3}  # every fresh puzzle: three segments
         assert model.config.warmup_segments == 1  # the trained count comes back
-        thought.clear()
+        warm_ups.clear()
         trainer.step(0.0)  # acting in training keeps the trained warm-up
-        assert thought and set(thought) == {1}
+        assert warm_ups and segments() == {1}
     finally:
         trainer.shutdown()
     trainer = make_trainer(agent, rules, bank, plain, torch.device("cpu"), 0)
-    thought.clear()
+    warm_ups.clear()
     try:
         trainer.evaluate(model, puzzles)  # null: evaluations think as trained
-        assert thought and set(thought) == {1}
+        assert warm_ups and segments() == {1}
     finally:
         trainer.shutdown()
     with pytest.raises(ValueError, match="eval.warmup_segments must be null or an integer"):
