@@ -62,14 +62,24 @@ class HRMPolicy(TensorDictModuleBase):
             ``bf16`` and ``fp32`` force one. Logits, values and the carry come out in float32.
         keep_resume: store the state where the tracked part of the segment starts (under
             ``"resume"``), so that :meth:`replay` can skip the untracked prefix.
+        warmup_segments: segments each fresh puzzle thinks before its first move; None: the
+            model's ``warmup_segments``, as trained (more is test-time thinking).
     """
 
-    def __init__(self, model: HRM, precision: str = "auto", keep_resume: bool = False) -> None:
+    def __init__(
+        self,
+        model: HRM,
+        precision: str = "auto",
+        keep_resume: bool = False,
+        warmup_segments: int | None = None,
+    ) -> None:
         super().__init__()
         check_precision(precision)
         self.model = model
         self.precision = precision
         self.keep_resume = keep_resume
+        trained = model.config.warmup_segments
+        self.warmup_segments = trained if warmup_segments is None else warmup_segments
         self.with_cells = model.config.selections_per_cycle > 0
         self.carry_keys = list(CARRY_KEYS if model.has_memory else CARRY_KEYS[:2])
         self.in_keys = ["board", "action_mask", "is_init", *self.carry_keys]
@@ -84,7 +94,7 @@ class HRMPolicy(TensorDictModuleBase):
         deterministic = exploration_type() == ExplorationType.DETERMINISTIC
         # an episode's first move (read by agent.first_move_weight), before a warm-up clears it
         tensordict.set("first_step", tensordict["is_init"].clone())
-        if self.model.config.warmup_segments > 0:
+        if self.warmup_segments > 0:
             self.warm_up(tensordict)
         out = self.backbone(tensordict, deterministic=deterministic, keep_resume=self.keep_resume)
         move = self.move_distribution(out, tensordict["action_mask"])
@@ -106,7 +116,7 @@ class HRMPolicy(TensorDictModuleBase):
 
     @torch.no_grad()
     def warm_up(self, tensordict: TensorDictBase) -> None:
-        """Let each fresh puzzle (``is_init``) think ``model.warmup_segments`` segments before its
+        """Let each fresh puzzle (``is_init``) think ``warmup_segments`` segments before its
         first move: no move, no gradient, the top-k cells. The warmed carry replaces the row's
         stored carry and its ``is_init`` is cleared, so that acting and any replay of the step
         (both read the stored carry) start from it. The first move otherwise comes after one
@@ -125,13 +135,13 @@ class HRMPolicy(TensorDictModuleBase):
         tensordict.set("is_init", torch.zeros_like(tensordict["is_init"]))
 
     def think(self, tensordict: TensorDictBase) -> tuple[list[HRMOutput], TensorDict]:
-        """The ``model.warmup_segments`` segments of a warm-up on the tensordict's rows (their
+        """The ``warmup_segments`` segments of a warm-up on the tensordict's rows (their
         ``is_init`` set: each starts from a fresh carry): no move, the top-k cells, each segment
         from the (detached, float32) carry of the one before. Returns their outputs and the last
         carry; with gradient when called with it (``agent.board_on_warmup``)."""
         carry = self.start_carry(tensordict)
         outputs = []
-        for _ in range(self.model.config.warmup_segments):
+        for _ in range(self.warmup_segments):
             outputs.append(self.run_model(tensordict, carry, deterministic=True))
             carry = outputs[-1].carry.apply(
                 lambda value: value.float() if value.is_floating_point() else value

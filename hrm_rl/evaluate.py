@@ -337,7 +337,7 @@ def run(options: dict[str, str | None]) -> Path:
                 "warmup_segments is the warm-up of a PPO policy's first move; a supervised "
                 "checkpoint (agent=supervised) runs agent.segments over every puzzle instead"
             )
-        model.config.warmup_segments = int(segments)
+        actor.warmup_segments = int(segments)
     if options["data"]:
         puzzles = rules.read(options["data"])
         stem, label = Path(options["data"]).stem, str(Path(options["data"]).resolve())
@@ -349,8 +349,8 @@ def run(options: dict[str, str | None]) -> Path:
     else:
         puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
         stem, label = "heldout", "held-out split"
-    if model.config.warmup_segments != trained_segments:
-        stem += f"_warmup{model.config.warmup_segments}"
+    if actor is not None and actor.warmup_segments != trained_segments:
+        stem += f"_warmup{actor.warmup_segments}"
     metrics = evaluation_report(
         actor,
         model,
@@ -367,7 +367,7 @@ def run(options: dict[str, str | None]) -> Path:
         "data": label,
         "env": repr(rules),
         "weights": options["weights"],
-        "warmup_segments": None if actor is None else model.config.warmup_segments,
+        "warmup_segments": None if actor is None else actor.warmup_segments,
         "trained_warmup_segments": None if actor is None else trained_segments,
         **metrics,
     }

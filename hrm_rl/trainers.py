@@ -76,10 +76,12 @@ class PPOTrainer:
             ),
             carry_transforms(model, device),
         )
-        self.eval_warmup = eval_warmup_segments(cfg)
+        self.eval_warmup = eval_warmup_segments(cfg)  # None: as trained
         # greedy evaluation plays the EMA weights when the agent keeps them
         self.eval_actor = HRMPolicy(
-            agent.model if agent.ema is None else agent.ema, agent.config.precision
+            agent.model if agent.ema is None else agent.ema,
+            agent.config.precision,
+            warmup_segments=self.eval_warmup,
         )
         self.collector = Collector(
             self.env,
@@ -114,16 +116,10 @@ class PPOTrainer:
         such as ``best.pt``'s)."""
         actor = self.eval_actor
         if model is not actor.model:
-            actor = HRMPolicy(model, self.agent.config.precision)
-        trained = model.config.warmup_segments
-        if self.eval_warmup is not None:  # test-time thinking, for this evaluation only
-            model.config.warmup_segments = self.eval_warmup
-        try:
-            result = greedy_solve_rate(
-                actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
-            )
-        finally:
-            model.config.warmup_segments = trained
+            actor = HRMPolicy(model, self.agent.config.precision, warmup_segments=self.eval_warmup)
+        result = greedy_solve_rate(
+            actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
+        )
         return {f"eval/{key}": value for key, value in result.items()}
 
     def state_dict(self) -> dict:

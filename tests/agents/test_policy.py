@@ -84,7 +84,7 @@ def test_warm_up_segments_think_over_a_fresh_puzzle_before_its_first_move(bank):
         assert not (acted["z_H"][:2] == 0).all() and (acted["z_H"][2:] == 0).all()
         plain = td.clone()
         plain["is_init"][2:] = False
-        model.config.warmup_segments = 0
+        policy.warmup_segments = 0
         assert torch.equal(policy(plain)["action"][2:], acted["action"][2:])
         assert not torch.equal(policy(plain)["next", "z_H"][:2], acted["next", "z_H"][:2])
 
