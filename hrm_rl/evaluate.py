@@ -382,10 +382,15 @@ def run(options: dict[str, str | None]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point; a bad argument or file is a one-line error (exit code 2)."""
+    """Command-line entry point; ``--help`` prints the keys; a bad argument or file is a one-line
+    error (exit code 2)."""
     logging.basicConfig(level=logging.WARNING)
+    argv = sys.argv[1:] if argv is None else argv
+    if any(argument in ("-h", "--help", "help") for argument in argv):
+        print(__doc__)
+        return
     try:
-        path = run(parse_arguments(sys.argv[1:] if argv is None else argv))
+        path = run(parse_arguments(argv))
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
         print(f"hrm_rl.evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)

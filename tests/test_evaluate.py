@@ -111,6 +111,14 @@ def test_unknown_key_lists_the_valid_keys(checkpoint: Path) -> None:
         assert key in result.stderr
 
 
+def test_help_lists_the_keys_without_needing_a_checkpoint(tmp_path: Path) -> None:
+    result = run_module("hrm_rl.evaluate", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for key in ("checkpoint", "data", "split", "attempts", "warmup_segments", "env."):
+        assert key in result.stdout
+    assert not list(tmp_path.iterdir())  # it evaluated nothing and wrote nothing
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "checkpoint.pt"
     result = run_module("hrm_rl.evaluate", f"checkpoint={missing}", cwd=tmp_path)
