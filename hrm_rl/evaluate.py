@@ -8,10 +8,13 @@ split; for choosing settings such as ``warmup_segments`` without touching the pu
 ``seed`` (of the sampled attempts, 0), ``device`` (``auto``, ``cpu``, ``cuda``),
 ``warmup_segments`` (how many segments a PPO policy thinks over each fresh puzzle before its first
 move; default: the checkpoint's ``eval.warmup_segments`` where its run set one, else its
-``model.warmup_segments``; more is test-time thinking the weights
-were not trained at), ``weights`` (``auto``: the EMA weights when the run kept them, else the
-trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON path; default
-``<checkpoint dir>/eval_<data stem or split>.json``, ``_warmupN`` added with ``warmup_segments``),
+``model.warmup_segments``; more is test-time thinking the weights were not trained at; several,
+``warmup_segments=3,10``, play ``choice_puzzles`` (200) of the validation split with each, keep
+the count with the best greedy rate, the fewer on a tie, and evaluate with it, the JSON's
+``warmup_choice`` recording the rates), ``weights`` (``auto``: the EMA weights when the run kept
+them, else the trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON path;
+default ``<checkpoint dir>/eval_<data stem or split>.json``, ``_warmupN`` added with
+``warmup_segments``, ``_warmup3-10`` with a choice),
 and ``env.<key>=value`` to change the checkpoint's env config, e.g. ``env.size=[30,30]`` to play a
 7x7 maze model on 30x30 mazes (where no weight depends on the board's size; otherwise a one-line
 error).
@@ -58,6 +61,7 @@ DEFAULTS: dict[str, str | None] = {
     "device": "auto",
     "weights": "auto",
     "warmup_segments": None,
+    "choice_puzzles": "200",
     "out": None,
 }
 
@@ -77,7 +81,7 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {options['weights']!r}")
     if not options["checkpoint"]:
         raise ValueError("checkpoint=PATH is required (the checkpoint.pt of a training run)")
-    for key in ("num_puzzles", "attempts", "seed"):
+    for key in ("num_puzzles", "attempts", "seed", "choice_puzzles"):
         try:
             number = int(options[key])
         except ValueError:
@@ -88,11 +92,55 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {options['split']!r}")
     if options["data"] and options["split"] != "heldout":
         raise ValueError("data= plays a puzzle file; split= picks a generated split: give one")
-    if options["warmup_segments"] is not None and not options["warmup_segments"].isdigit():
+    segments = options["warmup_segments"]
+    if segments is not None and not all(part.isdigit() for part in segments.split(",")):
         raise ValueError(
-            f"warmup_segments must be an integer >= 0, got {options['warmup_segments']!r}"
+            "warmup_segments must be an integer >= 0, or several (3,10) to choose among on "
+            f"validation puzzles, got {segments!r}"
         )
+    if segments is not None and "," in segments:
+        if len(set(map(int, segments.split(",")))) < 2:
+            raise ValueError(f"warmup_segments={segments}: give two or more different counts")
+        if options["split"] == "validation":
+            raise ValueError(
+                f"warmup_segments={segments} is chosen on the validation split; report the "
+                "choice on split=heldout or a data= file, not on the puzzles it was chosen on"
+            )
     return options
+
+
+def choose_warmup(
+    actor: torch.nn.Module,
+    model: HRM,
+    rules: PuzzleRules,
+    cfg: DictConfig,
+    device: torch.device,
+    candidates: list[int],
+    puzzles: int,
+    seed: int,
+) -> dict:
+    """The warm-up count among ``candidates`` with the best greedy solve rate on ``puzzles`` of
+    the validation split (the draws training's ``eval.validation_puzzles`` validates on, none of
+    them held out); a tie goes to the fewer segments. Leaves ``actor`` thinking that many."""
+    held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
+    bank = validation_puzzles(rules, cfg.env, puzzles, held_out)
+    rates = {}
+    for segments in sorted(set(candidates)):
+        actor.warmup_segments = segments
+        report = evaluation_report(
+            actor, model, rules, bank, cfg.env, device, 1, seed, agent_cfg=cfg.agent
+        )
+        rates[segments] = report["pass@1"]
+        log.warning(
+            "warmup_segments=%d: %.3f on %d validation puzzles", segments, rates[segments], puzzles
+        )
+    chosen = max(rates, key=lambda segments: (rates[segments], -segments))
+    actor.warmup_segments = chosen
+    return {
+        "validation_puzzles": puzzles,
+        "validation_pass@1": {str(segments): rate for segments, rate in rates.items()},
+        "chosen": chosen,
+    }
 
 
 def unsolved_by_move(solved: np.ndarray, moves: np.ndarray) -> list[dict]:
@@ -233,6 +281,20 @@ def markdown_report(metrics: dict) -> str:
             and metrics["warmup_segments"] != metrics.get("trained_warmup_segments")
             else []
         ),
+        *(
+            [
+                "Warm-up chosen on "
+                f"{metrics['warmup_choice']['validation_puzzles']} validation puzzles (pass@1): "
+                + ", ".join(
+                    f"{segments} segments {rate:.3f}"
+                    for segments, rate in metrics["warmup_choice"]["validation_pass@1"].items()
+                )
+                + f"; chosen {metrics['warmup_choice']['chosen']}",
+                "",
+            ]
+            if metrics.get("warmup_choice")
+            else []
+        ),
         "| metric | value |",
         "|---|---:|",
         f"| pass@1 (greedy) | {metrics['pass@1']:.3f} |",
@@ -328,7 +390,7 @@ def run(options: dict[str, str | None]) -> Path:
     env = {key[4:]: value for key, value in options.items() if key.startswith("env.")}
     cfg, rules, model, actor = load_policy(checkpoint, device, options["weights"], env)
     trained_segments = model.config.warmup_segments
-    segments = options["warmup_segments"]
+    segments, choice = options["warmup_segments"], None
     if segments is None and actor is not None:  # the run's own evaluations' warm-up, if set
         segments = OmegaConf.select(cfg, "eval.warmup_segments")
     if segments is not None:
@@ -337,7 +399,19 @@ def run(options: dict[str, str | None]) -> Path:
                 "warmup_segments is the warm-up of a PPO policy's first move; a supervised "
                 "checkpoint (agent=supervised) runs agent.segments over every puzzle instead"
             )
-        actor.warmup_segments = int(segments)
+        if "," in str(segments):
+            choice = choose_warmup(
+                actor,
+                model,
+                rules,
+                cfg,
+                device,
+                [int(part) for part in segments.split(",")],
+                int(options["choice_puzzles"]),
+                int(options["seed"]),
+            )
+        else:
+            actor.warmup_segments = int(segments)
     if options["data"]:
         puzzles = rules.read(options["data"])
         stem, label = Path(options["data"]).stem, str(Path(options["data"]).resolve())
@@ -349,7 +423,9 @@ def run(options: dict[str, str | None]) -> Path:
     else:
         puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
         stem, label = "heldout", "held-out split"
-    if actor is not None and actor.warmup_segments != trained_segments:
+    if choice is not None:
+        stem += "_warmup" + "-".join(choice["validation_pass@1"])
+    elif actor is not None and actor.warmup_segments != trained_segments:
         stem += f"_warmup{actor.warmup_segments}"
     metrics = evaluation_report(
         actor,
@@ -369,6 +445,7 @@ def run(options: dict[str, str | None]) -> Path:
         "weights": options["weights"],
         "warmup_segments": None if actor is None else actor.warmup_segments,
         "trained_warmup_segments": None if actor is None else trained_segments,
+        "warmup_choice": choice,
         **metrics,
     }
     json_path = Path(options["out"]) if options["out"] else checkpoint.parent / f"eval_{stem}.json"

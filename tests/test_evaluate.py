@@ -348,3 +348,45 @@ def test_split_validation_plays_the_training_validation_bank(
         parse_arguments([f"checkpoint={checkpoint}", "split=test"])
     with pytest.raises(ValueError, match="give one"):
         parse_arguments([f"checkpoint={checkpoint}", "split=validation", f"data={tmp_path}"])
+
+
+def test_several_warmup_segments_are_chosen_among_on_validation_puzzles(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import hrm_rl.evaluate as evaluate
+    from hrm_rl.build import held_out_puzzles, load_policy, validation_puzzles
+    from hrm_rl.evaluate import parse_arguments, run
+
+    original = evaluate.evaluation_report
+    rates = {0: 0.25, 1: 0.5, 3: 0.5}  # what each count "solves" of the validation puzzles
+    calls = []  # (segments, boards) of every evaluation
+
+    def rigged(actor, model, rules, puzzles, *args, **kwargs):
+        calls.append((actor.warmup_segments, np.asarray(puzzles.boards)))
+        report = original(actor, model, rules, puzzles, *args, **kwargs)
+        return {**report, "pass@1": rates[actor.warmup_segments]} if len(calls) <= 3 else report
+
+    monkeypatch.setattr(evaluate, "evaluation_report", rigged)
+    args = [f"checkpoint={checkpoint}", "num_puzzles=3", "attempts=1", "choice_puzzles=4"]
+    path = run(parse_arguments([*args, "warmup_segments=3,0,1"]))
+    assert path == checkpoint.parent / "eval_heldout_warmup0-1-3.json"
+    metrics = json.loads(path.read_text())
+    choice = metrics["warmup_choice"]
+    assert choice["validation_pass@1"] == {"0": 0.25, "1": 0.5, "3": 0.5}
+    assert choice["chosen"] == metrics["warmup_segments"] == 1  # the tie goes to fewer segments
+    assert "chosen 1" in path.with_suffix(".md").read_text()
+    cfg, rules, _, _ = load_policy(checkpoint, torch.device("cpu"))
+    held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
+    bank = np.asarray(validation_puzzles(rules, cfg.env, 4, held_out).boards)
+    assert [segments for segments, _ in calls] == [0, 1, 3, 1]
+    assert all(np.array_equal(boards, bank) for _, boards in calls[:3])
+    reported = np.asarray(held_out_puzzles(rules, cfg.env, 3).boards)
+    assert np.array_equal(calls[3][1], reported)  # the choice is reported on held-out puzzles
+    with pytest.raises(ValueError, match="not on the puzzles it was chosen on"):
+        parse_arguments([*args, "warmup_segments=0,1", "split=validation"])
+    with pytest.raises(ValueError, match="two or more different counts"):
+        parse_arguments([*args, "warmup_segments=2,2"])
+    with pytest.raises(ValueError, match="or several"):
+        parse_arguments([*args, "warmup_segments=2,x"])
