@@ -109,6 +109,13 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
     return options
 
 
+def validation_split(rules: PuzzleRules, cfg: DictConfig, puzzles: int) -> PuzzleSet:
+    """``puzzles`` of the bank training validates on (``eval.validation_puzzles``' draws): none
+    of them in the held-out split of ``eval.num_puzzles`` puzzles."""
+    held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
+    return validation_puzzles(rules, cfg.env, puzzles, held_out)
+
+
 def choose_warmup(
     actor: torch.nn.Module,
     model: HRM,
@@ -122,8 +129,7 @@ def choose_warmup(
     """The warm-up count among ``candidates`` with the best greedy solve rate on ``puzzles`` of
     the validation split (the draws training's ``eval.validation_puzzles`` validates on, none of
     them held out); a tie goes to the fewer segments. Leaves ``actor`` thinking that many."""
-    held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
-    bank = validation_puzzles(rules, cfg.env, puzzles, held_out)
+    bank = validation_split(rules, cfg, puzzles)
     rates = {}
     for segments in sorted(set(candidates)):
         actor.warmup_segments = segments
@@ -416,9 +422,7 @@ def run(options: dict[str, str | None]) -> Path:
         puzzles = rules.read(options["data"])
         stem, label = Path(options["data"]).stem, str(Path(options["data"]).resolve())
     elif options["split"] == "validation":
-        # the bank training draws: none of it in the held-out split of eval.num_puzzles puzzles
-        held_out = held_out_puzzles(rules, cfg.env, int(cfg.eval.num_puzzles))
-        puzzles = validation_puzzles(rules, cfg.env, int(options["num_puzzles"]), held_out)
+        puzzles = validation_split(rules, cfg, int(options["num_puzzles"]))
         stem, label = "validation", "validation split"
     else:
         puzzles = held_out_puzzles(rules, cfg.env, int(options["num_puzzles"]))
