@@ -35,6 +35,7 @@ import math
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
+from torch.utils.checkpoint import checkpoint
 from torchrl.data import Unbounded
 from torchrl.envs import Compose, InitTracker, TensorDictPrimer
 from torchrl.envs.utils import ExplorationType, exploration_type
@@ -138,11 +139,19 @@ class HRMPolicy(TensorDictModuleBase):
         """The ``warmup_segments`` segments of a warm-up on the tensordict's rows (their
         ``is_init`` set: each starts from a fresh carry): no move, the top-k cells, each segment
         from the (detached, float32) carry of the one before. Returns their outputs and the last
-        carry; with gradient when called with it (``agent.board_on_warmup``)."""
+        carry; with gradient when called with it (``agent.board_on_warmup``), each segment
+        under activation checkpointing: only its inputs are kept, and backward thinks it again
+        (the carries between segments are detached, so memory stays that of one segment)."""
         carry = self.start_carry(tensordict)
         outputs = []
         for _ in range(self.warmup_segments):
-            outputs.append(self.run_model(tensordict, carry, deterministic=True))
+            if torch.is_grad_enabled():  # keep each segment's inputs, recompute it in backward
+                out = checkpoint(
+                    self.run_model, tensordict, carry, use_reentrant=False, deterministic=True
+                )
+            else:
+                out = self.run_model(tensordict, carry, deterministic=True)
+            outputs.append(out)
             carry = outputs[-1].carry.apply(
                 lambda value: value.float() if value.is_floating_point() else value
             )

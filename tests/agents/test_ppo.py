@@ -271,6 +271,39 @@ def test_board_on_warmup_supervises_each_warm_up_segment_from_a_fresh_carry():
         collect(mazes, "one_step", rules=rules, warmup_segments=2, board_on_warmup=True)
 
 
+def test_board_on_warmup_gradient_is_that_of_the_segments_thought_with_it():
+    """The warm-up's board loss thinks its segments under activation checkpointing (to keep the
+    memory of ten segments near that of one); the gradient it gives every weight is the one of
+    the same segments thought with their whole graph kept."""
+    rules = MazeRules(5, 5)
+    mazes = generate_mazes(np.random.default_rng(2), 32, size=(5, 5))
+    options = {"aux_weights": {"board": 1.0}, "board_on_warmup": True}
+    agent, data = collect(mazes, "one_step", rules=rules, warmup_segments=3, **options)
+    batch = agent.compute_advantages(data.clone()).reshape(-1)
+    model = agent.model
+    model.zero_grad()
+    agent.warmup_board_loss(batch).backward()
+    checkpointed = {
+        name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None
+    }
+    model.zero_grad()
+    chosen = batch[batch["first_step"].view(-1)]
+    boards = chosen["board"]
+    candidates = chosen["action_mask"].view(len(boards), rules.num_positions, -1)
+    carry = model.initial_carry(len(boards))
+    losses = []
+    for _ in range(3):
+        out = model(boards, carry, candidates, deterministic=True)
+        losses.append(agent.board_loss(boards, out.grid_logits)[0])
+        carry = out.carry
+    torch.stack(losses).mean().backward()
+    plain = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    assert checkpointed.keys() == plain.keys() and len(plain) > 5
+    for name, grad in plain.items():
+        assert torch.allclose(checkpointed[name], grad, rtol=1e-4, atol=1e-7), name
+    assert any(float(grad.abs().max()) > 0 for grad in plain.values())
+
+
 def test_board_target_picks_which_of_the_rules_targets_the_grid_head_learns():
     rules = MazeRules(5, 5)
     mazes = generate_mazes(np.random.default_rng(2), 16, size=(5, 5))
