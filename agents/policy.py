@@ -135,17 +135,20 @@ class HRMPolicy(TensorDictModuleBase):
             tensordict.set(key, warmed)
         tensordict.set("is_init", torch.zeros_like(tensordict["is_init"]))
 
-    def think(self, tensordict: TensorDictBase) -> tuple[list[HRMOutput], TensorDict]:
+    def think(
+        self, tensordict: TensorDictBase, checkpointed: bool = True
+    ) -> tuple[list[HRMOutput], TensorDict]:
         """The ``warmup_segments`` segments of a warm-up on the tensordict's rows (their
         ``is_init`` set: each starts from a fresh carry): no move, the top-k cells, each segment
         from the (detached, float32) carry of the one before. Returns their outputs and the last
-        carry; with gradient when called with it (``agent.board_on_warmup``), each segment
-        under activation checkpointing: only its inputs are kept, and backward thinks it again
-        (the carries between segments are detached, so memory stays that of one segment)."""
+        carry; with gradient when called with it (``agent.board_on_warmup``) and
+        ``checkpointed``, each segment under activation checkpointing: only its inputs are kept,
+        and backward thinks it again (the carries between segments are detached, so memory stays
+        that of one segment, for a second forward pass of each)."""
         carry = self.start_carry(tensordict)
         outputs = []
         for _ in range(self.warmup_segments):
-            if torch.is_grad_enabled():  # keep each segment's inputs, recompute it in backward
+            if checkpointed and torch.is_grad_enabled():  # keep its inputs, recompute in backward
                 out = checkpoint(
                     self.run_model, tensordict, carry, use_reentrant=False, deterministic=True
                 )

@@ -68,6 +68,8 @@ class PPOConfig:
     board_target: str | None = None  # which of the rules' target boards (None: their default)
     # the board loss also on each warm-up segment of the minibatch's first moves (deep supervision)
     board_on_warmup: bool = False
+    # think those segments again under activation checkpointing: memory for a second forward pass
+    warmup_checkpoint: bool = True
     max_bad_updates: int = 5  # non-finite losses in a row before the run stops
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16, fp32
     replay: str = "resume"  # resume: replay only what carries gradient; recompute: whole segment
@@ -304,7 +306,7 @@ class PPOAgent(nn.Module):
             "board", "action_mask", "is_init", *actor.carry_keys
         )
         chosen.set("is_init", torch.ones_like(chosen["is_init"]))
-        outputs, _ = actor.think(chosen)
+        outputs, _ = actor.think(chosen, checkpointed=self.config.warmup_checkpoint)
         losses = [self.board_loss(chosen["board"], out.grid_logits.float())[0] for out in outputs]
         return torch.stack(losses).mean()
 

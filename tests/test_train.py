@@ -451,6 +451,7 @@ def test_experiment_presets_set_the_run_they_document():
     assert maze.eval.validation_puzzles == 200 and maze.time_budget.minutes == 20
     assert maze15.env.size == [15, 15] and maze15.model.grad == "full"
     assert maze15.agent.board_on_warmup and maze15.agent.aux_weights.board == 1.0
+    assert not maze15.agent.warmup_checkpoint  # as its README runs were measured
     assert maze15.model.warmup_segments == 3 and maze15.eval.warmup_segments == 10
 
 

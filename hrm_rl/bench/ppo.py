@@ -51,6 +51,12 @@ VARIANTS = {  # name -> (label, overrides)
         "defaults, graph attention + rope2d",
         ["model.attention=graph", "model.pos_encoding=rope2d"],
     ),
+    # the warm-up's board loss without activation checkpointing, under a preset that sets
+    # agent.board_on_warmup: --set experiment=maze15x15 --variants defaults no_warmup_checkpoint
+    "no_warmup_checkpoint": (
+        "warm-up segments not checkpointed",
+        ["agent.warmup_checkpoint=false"],
+    ),
 }
 DEFAULT_VARIANTS = ["before", "no_features", "defaults_recompute", "defaults"]
 

@@ -271,21 +271,32 @@ def test_board_on_warmup_supervises_each_warm_up_segment_from_a_fresh_carry():
         collect(mazes, "one_step", rules=rules, warmup_segments=2, board_on_warmup=True)
 
 
-def test_board_on_warmup_gradient_is_that_of_the_segments_thought_with_it():
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_board_on_warmup_gradient_is_that_of_the_segments_thought_with_it(checkpointed):
     """The warm-up's board loss thinks its segments under activation checkpointing (to keep the
-    memory of ten segments near that of one); the gradient it gives every weight is the one of
-    the same segments thought with their whole graph kept."""
+    memory of ten segments near that of one) unless ``agent.warmup_checkpoint=false``; either
+    way the gradient it gives every weight is the one of the same segments thought with their
+    whole graph kept, and only checkpointing thinks each segment a second time in backward."""
     rules = MazeRules(5, 5)
     mazes = generate_mazes(np.random.default_rng(2), 32, size=(5, 5))
     options = {"aux_weights": {"board": 1.0}, "board_on_warmup": True}
+    options["warmup_checkpoint"] = checkpointed
     agent, data = collect(mazes, "one_step", rules=rules, warmup_segments=3, **options)
     batch = agent.compute_advantages(data.clone()).reshape(-1)
     model = agent.model
     model.zero_grad()
+    passes = []
+    run_model = agent.actor.run_model
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return run_model(*args, **kwargs)
+
+    agent.actor.run_model = counted
     agent.warmup_board_loss(batch).backward()
-    checkpointed = {
-        name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None
-    }
+    del agent.actor.run_model
+    assert len(passes) == (6 if checkpointed else 3)
+    thought = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
     chosen = batch[batch["first_step"].view(-1)]
     boards = chosen["board"]
@@ -298,9 +309,9 @@ def test_board_on_warmup_gradient_is_that_of_the_segments_thought_with_it():
         carry = out.carry
     torch.stack(losses).mean().backward()
     plain = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
-    assert checkpointed.keys() == plain.keys() and len(plain) > 5
+    assert thought.keys() == plain.keys() and len(plain) > 5
     for name, grad in plain.items():
-        assert torch.allclose(checkpointed[name], grad, rtol=1e-4, atol=1e-7), name
+        assert torch.allclose(thought[name], grad, rtol=1e-4, atol=1e-7), name
     assert any(float(grad.abs().max()) > 0 for grad in plain.values())
 
 
