@@ -27,7 +27,14 @@ from hrm_rl.agents.policy import carry_transforms
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 
-__all__ = ["PlayResults", "evaluation_env", "greedy_solve_rate", "play", "play_first_episodes"]
+__all__ = [
+    "PlayResults",
+    "best_warmup",
+    "evaluation_env",
+    "greedy_solve_rate",
+    "play",
+    "play_first_episodes",
+]
 
 # (observation tensordict of every slot, bool [P] slots still playing) -> the tensordict with
 # "action" set for every slot (idle slots' actions are ignored) and, for multicell models,
@@ -167,6 +174,12 @@ def _act_where(actor: torch.nn.Module, tensordict, playing: torch.Tensor):
         full[playing] = acted.get(key).to(full.dtype)
         tensordict.set(key, full)
     return tensordict
+
+
+def best_warmup(rates: dict[int, float]) -> int:
+    """The warm-up count with the best validation solve rate in ``rates`` (count -> rate); a tie
+    goes to the fewer segments (less thought at the same rate)."""
+    return max(rates, key=lambda segments: (rates[segments], -segments))
 
 
 def greedy_solve_rate(

@@ -9,10 +9,12 @@ split; for choosing settings such as ``warmup_segments`` without touching the pu
 ``warmup_segments`` (how many segments a PPO policy thinks over each fresh puzzle before its first
 move; default: the checkpoint's ``eval.warmup_segments`` where its run set one, else its
 ``model.warmup_segments``; more is test-time thinking the weights were not trained at; several,
-``warmup_segments=3,10``, play ``choice_puzzles`` (200) of the validation split with each, keep
-the count with the best greedy rate, the fewer on a tie, and evaluate with it, the JSON's
-``warmup_choice`` recording the rates), ``weights`` (``auto``: the EMA weights when the run kept
-them, else the trained ones; ``ema``; ``model``: the trained weights), ``out`` (the JSON path;
+``warmup_segments=3,10``, play ``choice_puzzles`` (the run's ``eval.choice_puzzles``, 200 by
+default) of the validation split with each, keep the count with the best greedy rate, the fewer on
+a tie, and evaluate with it, the JSON's ``warmup_choice`` recording the rates; a run whose
+``eval.warmup_segments`` was such a list is evaluated that way by default), ``weights``
+(``auto``: the EMA weights when the run kept them, else the trained ones; ``ema``; ``model``: the
+trained weights), ``out`` (the JSON path;
 default ``<checkpoint dir>/eval_<data stem or split>.json``, ``_warmupN`` added with
 ``warmup_segments``, ``_warmup3-10`` with a choice),
 and ``env.<key>=value`` to change the checkpoint's env config, e.g. ``env.size=[30,30]`` to play a
@@ -41,7 +43,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from torchrl.envs.utils import ExplorationType
 
-from hrm_rl.agents.evaluation import play_first_episodes
+from hrm_rl.agents.evaluation import best_warmup, play_first_episodes
 from hrm_rl.agents.supervised import play_supervised
 from hrm_rl.build import WEIGHTS, env_options, held_out_puzzles, load_policy, validation_puzzles
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
@@ -61,7 +63,7 @@ DEFAULTS: dict[str, str | None] = {
     "device": "auto",
     "weights": "auto",
     "warmup_segments": None,
-    "choice_puzzles": "200",
+    "choice_puzzles": None,  # the checkpoint's eval.choice_puzzles, else 200
     "out": None,
 }
 
@@ -82,6 +84,8 @@ def parse_arguments(argv: list[str]) -> dict[str, str | None]:
     if not options["checkpoint"]:
         raise ValueError("checkpoint=PATH is required (the checkpoint.pt of a training run)")
     for key in ("num_puzzles", "attempts", "seed", "choice_puzzles"):
+        if options[key] is None:
+            continue
         try:
             number = int(options[key])
         except ValueError:
@@ -140,7 +144,7 @@ def choose_warmup(
         log.warning(
             "warmup_segments=%d: %.3f on %d validation puzzles", segments, rates[segments], puzzles
         )
-    chosen = max(rates, key=lambda segments: (rates[segments], -segments))
+    chosen = best_warmup(rates)
     actor.warmup_segments = chosen
     return {
         "validation_puzzles": puzzles,
@@ -399,6 +403,13 @@ def run(options: dict[str, str | None]) -> Path:
     segments, choice = options["warmup_segments"], None
     if segments is None and actor is not None:  # the run's own evaluations' warm-up, if set
         segments = OmegaConf.select(cfg, "eval.warmup_segments")
+        if OmegaConf.is_list(segments):  # the run chose among these at its end: choose again
+            segments = ",".join(str(n) for n in segments)
+            if options["split"] == "validation":
+                raise ValueError(
+                    f"this run's eval.warmup_segments=[{segments}] is chosen on the validation "
+                    "split; give warmup_segments=N to play split=validation with N segments"
+                )
     if segments is not None:
         if actor is None:
             raise ValueError(
@@ -413,7 +424,11 @@ def run(options: dict[str, str | None]) -> Path:
                 cfg,
                 device,
                 [int(part) for part in segments.split(",")],
-                int(options["choice_puzzles"]),
+                int(
+                    options["choice_puzzles"]
+                    or OmegaConf.select(cfg, "eval.choice_puzzles", default=None)
+                    or 200
+                ),
                 int(options["seed"]),
             )
         else:

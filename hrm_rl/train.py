@@ -265,7 +265,7 @@ def _train(
         # the final evaluation plays the whole held-out bank, also when the last periodic one
         # (on its first eval.periodic_puzzles) fell on the last frame
         if world.is_main and (last_eval != state.frames or periodic_held_out is not held_out):
-            final = trainer.evaluate(eval_model, held_out)
+            final = trainer.evaluate(eval_model, held_out, final=True)
             final["time/seconds"] = state.used_seconds()
             if keep_best and state.best_path.exists():
                 final.update(_best_on_held_out(trainer, eval_model, state, held_out))

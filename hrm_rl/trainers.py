@@ -9,22 +9,26 @@ batched env; :class:`SupervisedTrainer` draws B puzzles with their solutions.
 
 from __future__ import annotations
 
+import logging
+
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torchrl.collectors import Collector
 from torchrl.envs import TransformedEnv
 
-from hrm_rl.agents.evaluation import greedy_solve_rate
+from hrm_rl.agents.evaluation import best_warmup, greedy_solve_rate
 from hrm_rl.agents.policy import HRMPolicy, carry_transforms
 from hrm_rl.agents.ppo import PPOAgent
 from hrm_rl.agents.supervised import PuzzleSampler, SupervisedAgent, play_supervised
-from hrm_rl.build import env_options
+from hrm_rl.build import env_options, validation_puzzles
 from hrm_rl.checkpoint import capture_rng_state, restore_rng_state
 from hrm_rl.envs.base import PuzzleRules, PuzzleSet
 from hrm_rl.envs.batched import BatchedPuzzleEnv
 from hrm_rl.models import HRM
 
 __all__ = ["PPOTrainer", "SupervisedTrainer", "make_trainer"]
+
+log = logging.getLogger("hrm_rl.train")
 
 
 def make_trainer(
@@ -40,12 +44,24 @@ def make_trainer(
     return kind(agent, rules, bank, cfg, device, seed)
 
 
-def eval_warmup_segments(cfg: DictConfig) -> int | None:
+def eval_warmup_segments(cfg: DictConfig) -> int | list[int] | None:
     """``eval.warmup_segments``: the segments a PPO policy thinks before each first move in
-    the run's evaluations (None: ``model.warmup_segments``, as trained)."""
+    the run's evaluations (None: ``model.warmup_segments``, as trained), or several counts (a
+    list, returned sorted) for the final evaluation to choose among on validation puzzles."""
     segments = cfg.eval.get("warmup_segments")
+    if isinstance(segments, (ListConfig, list, tuple)):
+        counts = list(segments)
+        if not all(type(n) is int and n >= 0 for n in counts) or len(set(counts)) < 2:
+            raise ValueError(
+                "eval.warmup_segments as a list needs two or more different integers >= 0 "
+                f"(e.g. [3,10]), got {counts!r}"
+            )
+        return sorted(set(counts))
     if segments is not None and (type(segments) is not int or segments < 0):
-        raise ValueError(f"eval.warmup_segments must be null or an integer >= 0, got {segments!r}")
+        raise ValueError(
+            "eval.warmup_segments must be null, an integer >= 0 or a list of them (e.g. [3,10]), "
+            f"got {segments!r}"
+        )
     return segments
 
 
@@ -76,7 +92,15 @@ class PPOTrainer:
             ),
             carry_transforms(model, device),
         )
-        self.eval_warmup = eval_warmup_segments(cfg)  # None: as trained
+        segments = eval_warmup_segments(cfg)
+        # several counts: the final evaluation chooses among them on validation puzzles; the
+        # periodic ones think as trained
+        self.warmup_choices = segments if isinstance(segments, list) else None
+        self.eval_warmup = None if self.warmup_choices else segments  # None: as trained
+        self.choice_puzzles = int(cfg.eval.get("choice_puzzles") or 200)
+        if self.warmup_choices and self.choice_puzzles < 1:
+            raise ValueError(f"eval.choice_puzzles must be at least 1, got {self.choice_puzzles}")
+        self._choice_bank: PuzzleSet | None = None
         # greedy evaluation plays the EMA weights when the agent keeps them
         self.eval_actor = HRMPolicy(
             agent.model if agent.ema is None else agent.ema,
@@ -111,16 +135,45 @@ class PPOTrainer:
     def set_bank(self, bank: PuzzleSet) -> None:
         self.env.base_env.set_bank(bank)
 
-    def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+    def evaluate(self, model: HRM, held_out: PuzzleSet, final: bool = False) -> dict[str, float]:
         """Greedy play of ``held_out`` by ``model`` (the run's evaluation weights, or others
-        such as ``best.pt``'s)."""
+        such as ``best.pt``'s). ``final`` with several ``eval.warmup_segments``: first play
+        ``eval.choice_puzzles`` validation puzzles (none of ``held_out``'s) with each count and
+        keep the best (the fewer on a tie), as ``python -m hrm_rl.evaluate
+        warmup_segments=3,10`` does; its rates and the choice are logged under ``valid/`` and
+        ``eval/warmup_segments``."""
         actor = self.eval_actor
         if model is not actor.model:
             actor = HRMPolicy(model, self.agent.config.precision, warmup_segments=self.eval_warmup)
-        result = greedy_solve_rate(
-            actor, model, self.rules, held_out, self.device, **env_options(self.env_cfg)
-        )
-        return {f"eval/{key}": value for key, value in result.items()}
+        metrics = {}
+        options = env_options(self.env_cfg)
+        trained = actor.warmup_segments
+        try:
+            if final and self.warmup_choices:
+                if self._choice_bank is None:
+                    self._choice_bank = validation_puzzles(
+                        self.rules, self.env_cfg, self.choice_puzzles, held_out
+                    )
+                rates = {}
+                for segments in self.warmup_choices:
+                    actor.warmup_segments = segments
+                    rates[segments] = greedy_solve_rate(
+                        actor, model, self.rules, self._choice_bank, self.device, **options
+                    )["solve_rate"]
+                    metrics[f"valid/solve_rate_warmup{segments}"] = rates[segments]
+                actor.warmup_segments = best_warmup(rates)
+                metrics["eval/warmup_segments"] = actor.warmup_segments
+                log.info(
+                    "final evaluation: warmup_segments=%d, chosen on %d validation puzzles (%s)",
+                    actor.warmup_segments,
+                    len(self._choice_bank),
+                    ", ".join(f"{n}: {rate:.3f}" for n, rate in rates.items()),
+                )
+            result = greedy_solve_rate(actor, model, self.rules, held_out, self.device, **options)
+        finally:
+            actor.warmup_segments = trained
+        metrics.update({f"eval/{key}": value for key, value in result.items()})
+        return metrics
 
     def state_dict(self) -> dict:
         return {
@@ -197,7 +250,7 @@ class SupervisedTrainer:
     def set_bank(self, bank: PuzzleSet) -> None:
         self.sampler.set_bank(bank)
 
-    def evaluate(self, model: HRM, held_out: PuzzleSet) -> dict[str, float]:
+    def evaluate(self, model: HRM, held_out: PuzzleSet, final: bool = False) -> dict[str, float]:
         episodes = play_supervised(
             model,
             self.rules,

@@ -40,8 +40,8 @@ def warm_ups(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     thought: list[tuple[int, int]] = []
     original = HRMPolicy.think
 
-    def counting_think(self, tensordict):
-        outputs, carry = original(self, tensordict)
+    def counting_think(self, tensordict, *args, **kwargs):
+        outputs, carry = original(self, tensordict, *args, **kwargs)
         thought.append((len(outputs), int(tensordict.shape[0])))
         return outputs, carry
 

@@ -313,6 +313,50 @@ def test_a_run_with_eval_warmup_segments_is_evaluated_with_them_by_default(
     assert warm_ups == []  # the command line wins over the run's setting
 
 
+def test_a_run_that_chose_its_warm_up_is_evaluated_with_the_same_choice(tmp_path: Path) -> None:
+    """``eval.warmup_segments=[0,2]``: the run's final evaluation chooses on validation puzzles;
+    ``python -m hrm_rl.evaluate`` of its checkpoint, with no warmup_segments given, makes the
+    same choice on the same puzzles and prints the same held-out rate."""
+    import csv
+
+    result = run_module(
+        "hrm_rl.train",
+        "env=sudoku4x4",
+        "env.givens=[10,12]",
+        "logger=csv",
+        "batch_size=8",
+        "rollout=4",
+        "total_frames=32",
+        "eval.every=0",
+        "eval.num_puzzles=8",
+        "eval.choice_puzzles=6",
+        "eval.warmup_segments=[0,2]",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    checkpoint = Path(result.stdout.strip().splitlines()[-1])
+    with (checkpoint.parent / "metrics.csv").open(newline="") as file:
+        logged = {row["key"]: float(row["value"]) for row in csv.DictReader(file)}
+    assert logged["eval/warmup_segments"] in (0, 2)
+    result = run_module(
+        "hrm_rl.evaluate", f"checkpoint={checkpoint}", "num_puzzles=8", "attempts=1", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    choice = metrics["warmup_choice"]
+    assert choice["validation_puzzles"] == 6
+    assert choice["chosen"] == metrics["warmup_segments"] == logged["eval/warmup_segments"]
+    for segments in ("0", "2"):
+        rate = logged[f"valid/solve_rate_warmup{segments}"]
+        assert choice["validation_pass@1"][segments] == pytest.approx(rate)
+    assert metrics["pass@1"] == pytest.approx(logged["eval/solve_rate"])
+    result = run_module(
+        "hrm_rl.evaluate", f"checkpoint={checkpoint}", "split=validation", cwd=tmp_path
+    )
+    assert result.returncode != 0 and "give warmup_segments=N" in result.stderr
+
+
 def test_split_validation_plays_the_training_validation_bank(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

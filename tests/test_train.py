@@ -452,7 +452,7 @@ def test_experiment_presets_set_the_run_they_document():
     assert maze15.env.size == [15, 15] and maze15.model.grad == "full"
     assert maze15.agent.board_on_warmup and maze15.agent.aux_weights.board == 1.0
     assert not maze15.agent.warmup_checkpoint  # as its README runs were measured
-    assert maze15.model.warmup_segments == 3 and maze15.eval.warmup_segments == 10
+    assert maze15.model.warmup_segments == 3 and list(maze15.eval.warmup_segments) == [3, 10]
 
 
 def test_an_unknown_experiment_lists_the_presets(tmp_path):
@@ -535,6 +535,71 @@ def test_the_trainer_evaluates_the_weights_it_is_given_not_only_its_own():
         trainer.shutdown()
 
 
+def test_a_list_of_eval_warmup_segments_is_chosen_among_on_validation_puzzles_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """``eval.warmup_segments=[3,0,2]``: periodic evaluations think as trained; the final one
+    plays ``eval.choice_puzzles`` validation puzzles (none held out) with each count, keeps the
+    best (the fewer on a tie) and plays the held-out puzzles with it."""
+    import numpy as np
+
+    import hrm_rl.trainers as trainers
+    from hrm_rl.build import (
+        build_agent,
+        build_model,
+        held_out_puzzles,
+        make_curriculum,
+        validation_puzzles,
+    )
+    from hrm_rl.envs.registration import rules_from_config
+
+    base = ["env=sudoku4x4", "batch_size=4", "rollout=2", "model.warmup_segments=1"]
+    base.append("eval.choice_puzzles=5")
+    with initialize_config_module("hrm_rl.configs", version_base="1.3"):
+        cfg = compose("config", overrides=[*base, "eval.warmup_segments=[3,0,2]"])
+        bad = [
+            compose("config", overrides=[*base, f"eval.warmup_segments={counts}"])
+            for counts in ("[2,2]", "[-1,3]", "[1,x]")
+        ]
+    rules = rules_from_config(cfg.env)
+    model = build_model(rules, cfg.model, torch.device("cpu"))
+    agent, _ = build_agent(cfg, model, rules)
+    bank = make_curriculum(rules, cfg.env, 0).bank()
+    held_out = held_out_puzzles(rules, cfg.env, 8)
+    validation = np.asarray(validation_puzzles(rules, cfg.env, 5, held_out).boards)
+    rates = {0: 0.25, 2: 0.5, 3: 0.5}  # what each count "solves" of the validation puzzles
+    played = []  # (segments, boards) of every greedy evaluation
+    original = trainers.greedy_solve_rate
+
+    def rigged(actor, model, rules, puzzles, *args, **kwargs):
+        played.append((actor.warmup_segments, np.asarray(puzzles.boards)))
+        result = original(actor, model, rules, puzzles, *args, **kwargs)
+        if len(puzzles) == 5:
+            result["solve_rate"] = rates[actor.warmup_segments]
+        return result
+
+    monkeypatch.setattr(trainers, "greedy_solve_rate", rigged)
+    trainer = trainers.make_trainer(agent, rules, bank, cfg, torch.device("cpu"), 0)
+    try:
+        periodic = trainer.evaluate(model, held_out)
+        assert [segments for segments, _ in played] == [1]  # as trained
+        assert "eval/warmup_segments" not in periodic
+        played.clear()
+        final = trainer.evaluate(model, held_out, final=True)
+    finally:
+        trainer.shutdown()
+    assert [segments for segments, _ in played] == [0, 2, 3, 2]
+    assert all(np.array_equal(boards, validation) for _, boards in played[:3])
+    assert np.array_equal(played[3][1], np.asarray(held_out.boards))
+    assert final["eval/warmup_segments"] == 2  # 2 and 3 tie: the fewer
+    assert final["valid/solve_rate_warmup0"] == 0.25 and final["valid/solve_rate_warmup3"] == 0.5
+    assert 0.0 <= final["eval/solve_rate"] <= 1.0
+    assert trainer.eval_actor.warmup_segments == 1  # later evaluations think as trained again
+    for config in bad:
+        with pytest.raises(ValueError, match="two or more different integers >= 0"):
+            trainers.make_trainer(agent, rules, bank, config, torch.device("cpu"), 0)
+
+
 def test_eval_warmup_segments_thinks_longer_in_evaluations_and_leaves_training_alone(
     warm_ups: list[tuple[int, int]],
 ):
@@ -577,7 +642,7 @@ def test_eval_warmup_segments_thinks_longer_in_evaluations_and_leaves_training_a
         assert warm_ups and segments() == {1}
     finally:
         trainer.shutdown()
-    with pytest.raises(ValueError, match="eval.warmup_segments must be null or an integer"):
+    with pytest.raises(ValueError, match="eval.warmup_segments must be null, an integer"):
         make_trainer(agent, rules, bank, bad, torch.device("cpu"), 0)
     sup_rules = rules_from_config(supervised.env)
     sup_model = build_model(sup_rules, supervised.model, torch.device("cpu"))
