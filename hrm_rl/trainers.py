@@ -97,7 +97,8 @@ class PPOTrainer:
         # periodic ones think as trained
         self.warmup_choices = segments if isinstance(segments, list) else None
         self.eval_warmup = None if self.warmup_choices else segments  # None: as trained
-        self.choice_puzzles = int(cfg.eval.get("choice_puzzles") or 200)
+        choice_puzzles = cfg.eval.get("choice_puzzles")
+        self.choice_puzzles = 200 if choice_puzzles is None else int(choice_puzzles)
         if self.warmup_choices and self.choice_puzzles < 1:
             raise ValueError(f"eval.choice_puzzles must be at least 1, got {self.choice_puzzles}")
         self._choice_bank: PuzzleSet | None = None

@@ -598,6 +598,9 @@ def test_a_list_of_eval_warmup_segments_is_chosen_among_on_validation_puzzles_at
     for config in bad:
         with pytest.raises(ValueError, match="two or more different integers >= 0"):
             trainers.make_trainer(agent, rules, bank, config, torch.device("cpu"), 0)
+    cfg.eval.choice_puzzles = 0
+    with pytest.raises(ValueError, match="eval.choice_puzzles must be at least 1"):
+        trainers.make_trainer(agent, rules, bank, cfg, torch.device("cpu"), 0)
 
 
 def test_eval_warmup_segments_thinks_longer_in_evaluations_and_leaves_training_alone(
