@@ -31,20 +31,16 @@ def run_module(module: str, *arguments: str, cwd: Path) -> subprocess.CompletedP
     )
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 32-frame 4x4 training run's checkpoint.pt."""
-    folder = tmp_path_factory.mktemp("evaluate")
+def train_tiny(folder: Path, *overrides: str) -> Path:
+    """A 32-frame 4x4 training run in ``folder``; its checkpoint.pt."""
     result = run_module(
         "hrm_rl.train",
         "env=sudoku4x4",
-        "logger=none",
         "batch_size=8",
         "rollout=4",
         "total_frames=32",
-        "eval.every=32",
         "eval.num_puzzles=8",
-        "checkpoint.every=32",
+        *overrides,
         f"hydra.run.dir={folder / 'run'}",
         cwd=folder,
     )
@@ -52,6 +48,13 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(result.stdout.strip().splitlines()[-1])
     assert path.is_file()
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32-frame 4x4 training run's checkpoint.pt."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    return train_tiny(folder, "logger=none", "eval.every=32", "checkpoint.every=32")
 
 
 def test_held_out_split_metrics_and_reports(checkpoint: Path) -> None:
@@ -319,23 +322,14 @@ def test_a_run_that_chose_its_warm_up_is_evaluated_with_the_same_choice(tmp_path
     same choice on the same puzzles and prints the same held-out rate."""
     import csv
 
-    result = run_module(
-        "hrm_rl.train",
-        "env=sudoku4x4",
+    checkpoint = train_tiny(
+        tmp_path,
         "env.givens=[10,12]",
         "logger=csv",
-        "batch_size=8",
-        "rollout=4",
-        "total_frames=32",
         "eval.every=0",
-        "eval.num_puzzles=8",
         "eval.choice_puzzles=6",
         "eval.warmup_segments=[0,2]",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
-    checkpoint = Path(result.stdout.strip().splitlines()[-1])
     with (checkpoint.parent / "metrics.csv").open(newline="") as file:
         logged = {row["key"]: float(row["value"]) for row in csv.DictReader(file)}
     assert logged["eval/warmup_segments"] in (0, 2)
