@@ -101,7 +101,6 @@ class PPOTrainer:
         self.choice_puzzles = 200 if choice_puzzles is None else int(choice_puzzles)
         if self.warmup_choices and self.choice_puzzles < 1:
             raise ValueError(f"eval.choice_puzzles must be at least 1, got {self.choice_puzzles}")
-        self._choice_bank: PuzzleSet | None = None
         # greedy evaluation plays the EMA weights when the agent keeps them
         self.eval_actor = HRMPolicy(
             agent.model if agent.ema is None else agent.ema,
@@ -151,30 +150,34 @@ class PPOTrainer:
         trained = actor.warmup_segments
         try:
             if final and self.warmup_choices:
-                if self._choice_bank is None:
-                    self._choice_bank = validation_puzzles(
-                        self.rules, self.env_cfg, self.choice_puzzles, held_out
-                    )
-                rates = {}
-                for segments in self.warmup_choices:
-                    actor.warmup_segments = segments
-                    rates[segments] = greedy_solve_rate(
-                        actor, model, self.rules, self._choice_bank, self.device, **options
-                    )["solve_rate"]
-                    metrics[f"valid/solve_rate_warmup{segments}"] = rates[segments]
-                actor.warmup_segments = best_warmup(rates)
-                metrics["eval/warmup_segments"] = actor.warmup_segments
-                log.info(
-                    "final evaluation: warmup_segments=%d, chosen on %d validation puzzles (%s)",
-                    actor.warmup_segments,
-                    len(self._choice_bank),
-                    ", ".join(f"{n}: {rate:.3f}" for n, rate in rates.items()),
-                )
+                metrics = self._choose_warmup(actor, model, held_out)
             result = greedy_solve_rate(actor, model, self.rules, held_out, self.device, **options)
         finally:
             actor.warmup_segments = trained
         metrics.update({f"eval/{key}": value for key, value in result.items()})
         return metrics
+
+    def _choose_warmup(self, actor: HRMPolicy, model: HRM, held_out: PuzzleSet) -> dict:
+        """Leave ``actor`` thinking the best of ``eval.warmup_segments`` on validation puzzles
+        outside ``held_out``; the rates and the choice as metrics."""
+        bank = validation_puzzles(self.rules, self.env_cfg, self.choice_puzzles, held_out)
+        rates = {}
+        for segments in self.warmup_choices:
+            actor.warmup_segments = segments
+            rates[segments] = greedy_solve_rate(
+                actor, model, self.rules, bank, self.device, **env_options(self.env_cfg)
+            )["solve_rate"]
+        actor.warmup_segments = best_warmup(rates)
+        log.info(
+            "final evaluation: warmup_segments=%d, chosen on %d validation puzzles (%s)",
+            actor.warmup_segments,
+            len(bank),
+            ", ".join(f"{n}: {rate:.3f}" for n, rate in rates.items()),
+        )
+        return {
+            **{f"valid/solve_rate_warmup{n}": rate for n, rate in rates.items()},
+            "eval/warmup_segments": actor.warmup_segments,
+        }
 
     def state_dict(self) -> dict:
         return {
